@@ -1,0 +1,28 @@
+"""The tool's own error types: every failure a user can cause is one of these.
+
+Each message is one line that names the file (or option) and the problem.
+"""
+
+
+class LgbpnError(Exception):
+    """Base class of every error the tool raises on bad input."""
+
+
+class ImageReadError(LgbpnError):
+    """An input image is missing, empty, truncated, corrupt or in a format we do not read."""
+
+
+class ImageWriteError(LgbpnError):
+    """An output image cannot be written (read-only folder, output equal to an input, ...)."""
+
+
+class WeightsError(LgbpnError):
+    """A weights file is missing, truncated, unsafe, or does not fit the architecture."""
+
+
+class ConfigError(LgbpnError):
+    """A config file or option value is invalid (unknown key, wrong type, non-positive size)."""
+
+
+class DataError(LgbpnError):
+    """A dataset folder or file does not have the expected layout."""
