@@ -1,0 +1,76 @@
+"""Denoising images of any size in bounded memory: overlapping tiles, stitched by their cores.
+
+Each tile is processed with `overlap` extra pixels of context on every side that exist in the
+image; only its core is kept. Tile origins are multiples of the model's PD alignment, so a tile's
+sub-images have the same phases as the whole image's, and R3 masks are drawn by global position.
+Where the overlap covers the receptive field, the stitched result equals the untiled one.
+(LG-BPN's channel attention has a whole-image context, so there the match is close, not exact.)
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from .nn.pd import pad_reflect_any
+from .nn.r3 import R3_PASSES, R3_PROB, denoise_r3, r3_masks
+
+DEFAULT_TILE = 512
+DEFAULT_OVERLAP = 48
+# Pixels per network call (tile pixels x R3 passes in one batch): bounds the activations' memory.
+PIXELS_PER_CALL = 1 << 20
+
+
+def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int, int]]:
+    """(window start, window end, core start, core end) along one axis."""
+    spans = []
+    for core_start in range(0, length, tile):
+        core_end = min(core_start + tile, length)
+        start = max(0, (core_start - overlap) // align * align)
+        spans.append((start, min(length, core_end + overlap), core_start, core_end))
+    return spans
+
+
+@torch.inference_mode()
+def denoise_tiled(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    r3: bool = True,
+    passes: int = R3_PASSES,
+    prob: float = R3_PROB,
+    seed: int = 0,
+    tile: int | None = None,
+    overlap: int | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Denoise a (B, C, H, W) float batch on the 0..255 scale; returns the same shape."""
+    align = model.alignment()
+    tile = DEFAULT_TILE if tile is None else tile
+    tile = max(align, tile // align * align)
+    overlap = DEFAULT_OVERLAP if overlap is None else overlap
+    overlap = math.ceil(overlap / align) * align
+    h, w = x.shape[-2:]
+    rows, cols = _spans(h, tile, overlap, align), _spans(w, tile, overlap, align)
+    out = torch.empty_like(x)
+    with tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress, leave=False) as bar:
+        for y0, y1, cy0, cy1 in rows:
+            for x0, x1, cx0, cx1 in cols:
+                window = x[..., y0:y1, x0:x1]
+                result = _denoise_window(model, window, (y0, x0), r3, passes, prob, seed)
+                out[..., cy0:cy1, cx0:cx1] = result[..., cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+                bar.update()
+    return out
+
+
+def _denoise_window(model, window, origin, r3, passes, prob, seed) -> torch.Tensor:
+    h, w = window.shape[-2:]
+    smallest = model.min_size()
+    # Too small for the network's reflect pads: mirror the window up to size and crop back.
+    grown = pad_reflect_any(window, 0, max(0, smallest - h), 0, max(0, smallest - w))
+    padded_shape = model.pad_for_inference(grown[:1, :1, :, :]).shape[-2:]
+    shape = (grown.shape[0], grown.shape[1], *padded_shape)
+    masks = r3_masks(shape, passes, prob, seed, origin) if r3 else None
+    pass_batch = max(1, PIXELS_PER_CALL // (shape[0] * shape[2] * shape[3]))
+    return denoise_r3(model, grown, masks, pass_batch)[..., :h, :w]

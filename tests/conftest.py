@@ -1,0 +1,25 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+PARITY = SHARED / "parity"
+DATA = SHARED / "data"
+
+
+def load_parity(name: str) -> dict:
+    path = PARITY / name
+    if not path.exists():
+        pytest.skip(f"reference parity vectors not found at {path} (../shared/parity is absent)")
+    return torch.load(path)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not DATA.exists():
+        pytest.skip(f"{DATA} is absent: tests on real camera noise need ../shared/data")
+    return DATA
