@@ -232,14 +232,21 @@ def _sidd_medium_samples(root: Path) -> list[Sample]:
 
 
 def _paired_samples(root: Path) -> list[Sample]:
-    noisy_dir, clean_dir = root / "noisy", root / "clean"
-    if not (noisy_dir.is_dir() and clean_dir.is_dir()):
-        return []
+    """Every `noisy/` folder under `root` (root's own included), with its sibling `clean/` if any.
+
+    Collections of sets (e.g. `data/sidd/noisy`, `data/polyu/noisy`) thus load as one dataset, and
+    clean references are never mistaken for noisy training images.
+    """
+    noisy_dirs = sorted(d for d in [root, *root.rglob("*")] if d.is_dir() and d.name == "noisy")
     samples = []
-    for p in _image_files(noisy_dir):
-        rel = p.relative_to(noisy_dir)
-        clean = clean_dir / rel
-        samples.append(_image_sample(rel.as_posix(), p, clean if clean.is_file() else None))
+    for noisy_dir in noisy_dirs:
+        clean_dir = noisy_dir.parent / "clean"
+        prefix = noisy_dir.parent.relative_to(root)
+        for p in _image_files(noisy_dir):
+            rel = p.relative_to(noisy_dir)
+            clean = clean_dir / rel
+            name = (prefix / rel).as_posix()
+            samples.append(_image_sample(name, p, clean if clean.is_file() else None))
     return samples
 
 

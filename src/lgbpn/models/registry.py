@@ -45,9 +45,9 @@ register(
     "lgbpn-s",
     LGBPN,
     "LG-BPN slim: same blind patches, PD and ratios; fewer channels and blocks for CPU training",
-    base_ch=48,
+    base_ch=32,
     head_ch=16,
-    local_blocks=5,
+    local_blocks=4,
     global_blocks=2,
 )
 register("apbsn", APBSN, "AP-BSN (DBSNl, 128 channels, 9 blocks per branch), the baseline")

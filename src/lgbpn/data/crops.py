@@ -1,0 +1,77 @@
+"""Random training crops of noisy images, deterministic by (seed, global sample index).
+
+Crop k of the run is a pure function of the seed and k: a resumed run draws exactly the crops the
+uninterrupted run would have, and under DDP each rank takes its slice of every global batch, so the
+global batch equals the single-process one whatever the number of ranks.
+"""
+
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..scale import to_model_scale
+from .formats import Sample
+
+CACHE_BYTES = 2 << 30  # decoded images kept in memory per process
+
+
+class NoisyCrops(Dataset):
+    def __init__(self, samples: list[Sample], crop: int, seed: int = 0):
+        if not samples:
+            raise ValueError("no training images")
+        self.samples, self.crop, self.seed = samples, crop, seed
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._warned: set[int] = set()
+
+    def __len__(self) -> int:
+        return 1 << 62  # indices are global sample numbers, drawn by StepSampler
+
+    def _image(self, i: int) -> np.ndarray:
+        if i in self._cache:
+            self._cache.move_to_end(i)
+            return self._cache[i]
+        image = self.samples[i].noisy()
+        if image.ndim == 2:
+            image = image[..., None]
+        self._cache[i] = image
+        while sum(a.nbytes for a in self._cache.values()) > CACHE_BYTES and len(self._cache) > 1:
+            self._cache.popitem(last=False)
+        return image
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, index])
+        i = int(rng.integers(len(self.samples)))
+        image = self._image(i)
+        h, w = image.shape[:2]
+        if (h < self.crop or w < self.crop) and i not in self._warned:
+            self._warned.add(i)
+            warnings.warn(f"{self.samples[i].name}: {h}x{w} is smaller than the {self.crop} crop; mirrored to fit")
+        y = int(rng.integers(max(1, h - self.crop + 1)))
+        x = int(rng.integers(max(1, w - self.crop + 1)))
+        patch = image[y : y + self.crop, x : x + self.crop]
+        if patch.shape[0] < self.crop or patch.shape[1] < self.crop:
+            patch = np.pad(patch, ((0, self.crop - patch.shape[0]), (0, self.crop - patch.shape[1]), (0, 0)), mode="symmetric")
+        patch = np.rot90(patch, int(rng.integers(4)))
+        if rng.integers(2):
+            patch = patch[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(to_model_scale(patch).transpose(2, 0, 1)))
+
+
+class StepSampler(Sampler[int]):
+    """Global sample indices for steps start..steps-1, this rank's slice of each global batch."""
+
+    def __init__(self, start_step: int, steps: int, global_batch: int, rank: int = 0, world: int = 1):
+        self.start, self.steps, self.global_batch = start_step, steps, global_batch
+        self.per_rank = global_batch // world
+        self.offset = rank * self.per_rank
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            base = step * self.global_batch + self.offset
+            yield from range(base, base + self.per_rank)
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start) * self.per_rank

@@ -1,0 +1,99 @@
+"""Training settings: the reference recipe as defaults, overridable from a YAML/TOML file and flags."""
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..io import atomic_write_bytes
+
+from ..errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    # The reference recipe (LG-BPN / AP-BSN, SIDD): Adam 1e-4, batch 8 of 120x120 crops, flips and
+    # rotations, 20 epochs of SIDD-Medium patches (~76.5k steps), lr x0.1 every 8 epochs (~30.6k steps).
+    arch: str = "lgbpn"
+    preset: str = "sidd"
+    model: dict = field(default_factory=dict)  # architecture settings (e.g. base_ch) over its defaults
+    steps: int = 76_500
+    crop: int = 120
+    batch: int = 8
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "step"  # "step" (reference) or "cosine"
+    lr_step: int = 30_600
+    lr_gamma: float = 0.1
+    workers: int = 0
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 200
+    val_every: int = 1000
+    val_images: int = 8  # validation images (with clean references) scored each time
+    val_crop: int = 256  # centre crop of each validation image; 0 = whole image
+    val_r3: bool = False  # R3 in validation (8x the cost)
+    grad_clip: float = 0.0  # 0 = off
+
+    def __post_init__(self):
+        for name in ("steps", "crop", "batch", "log_every", "checkpoint_every", "val_every", "lr_step"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"config: {name} must be a positive integer, got {value!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"config: lr must be positive, got {self.lr!r}")
+        if self.schedule not in ("step", "cosine"):
+            raise ConfigError(f"config: schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        self.betas = tuple(self.betas)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+def _types() -> dict[str, type]:
+    return {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+def read_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({' '.join(str(exc).split())[:160]})") from None
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: config must be a mapping of settings")
+    unknown = sorted(set(data) - set(_types()))
+    if unknown:
+        raise ConfigError(f"{path}: unknown config key(s) {', '.join(unknown)}; known: {', '.join(sorted(_types()))}")
+    return data
+
+
+def make_config(file: str | Path | None = None, **overrides) -> TrainConfig:
+    """Defaults, then the file's values, then explicit overrides (None = not given)."""
+    values = read_config_file(file) if file else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    source = str(file) if file else "config"
+    for key, value in values.items():
+        expected = TrainConfig.__dataclass_fields__[key].default
+        if isinstance(expected, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+        if isinstance(expected, int) and not isinstance(expected, bool) and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+        if isinstance(expected, float) and not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+        if isinstance(expected, str) and not isinstance(value, str):
+            raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    atomic_write_bytes(path, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())

@@ -1,0 +1,255 @@
+"""Self-supervised training: L1 between the network's blind-spot output and the noisy input itself.
+
+Runs single-process or under torchrun (DistributedDataParallel: gloo on CPU, NCCL on GPU); each rank
+computes its slice of every global batch and only rank 0 writes. Everything needed to continue
+exactly (model, optimizer, schedule, step) is checkpointed atomically; SIGINT/SIGTERM save and stop.
+"""
+
+import csv
+import math
+import os
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data.crops import NoisyCrops, StepSampler
+from ..data.formats import Sample, discover
+from ..errors import ConfigError, LgbpnError
+from ..io import atomic_path
+from ..metrics import psnr, ssim
+from ..models.registry import build_model
+from ..scale import to_model_scale
+from ..tiling import denoise_tiled
+from ..weights import load_model, save_weights
+from .config import TrainConfig, save_config
+
+LOG_FIELDS = ["step", "loss", "lr", "crops_per_s", "val_psnr", "val_ssim", "seconds"]
+
+
+class TrainingDiverged(LgbpnError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def _dist_setup() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def _lr_factor(config: TrainConfig):
+    if config.schedule == "cosine":
+        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
+    return lambda step: config.lr_gamma ** (step // config.lr_step)
+
+
+@contextmanager
+def _stop_on_signals():
+    """Turn SIGINT/SIGTERM into a flag checked between steps, so a checkpoint can be written."""
+    flag = {"signal": None}
+    previous = {}
+
+    def handler(signum, frame):
+        flag["signal"] = signum
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield flag
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def collect_samples(paths: list[Path]) -> list[Sample]:
+    samples = []
+    for path in paths:
+        samples += discover(Path(path))
+    return samples
+
+
+def validate(model, samples: list[Sample], config: TrainConfig, device) -> tuple[float, float]:
+    """Mean PSNR/SSIM of the model (test mode) on the samples' clean references."""
+    scores = []
+    model.eval()
+    for sample in samples[: config.val_images]:
+        noisy, clean = sample.noisy(), sample.clean()
+        if noisy.ndim == 2:
+            noisy, clean = noisy[..., None], clean[..., None]
+        if config.val_crop:
+            h, w = noisy.shape[:2]
+            y, x = max(0, (h - config.val_crop) // 2), max(0, (w - config.val_crop) // 2)
+            noisy = noisy[y : y + config.val_crop, x : x + config.val_crop]
+            clean = clean[y : y + config.val_crop, x : x + config.val_crop]
+        x_in = torch.from_numpy(to_model_scale(noisy).transpose(2, 0, 1).copy())[None].to(device)
+        out = denoise_tiled(model, x_in, r3=config.val_r3, seed=config.seed)[0].cpu().numpy().transpose(1, 2, 0)
+        clean = to_model_scale(clean)
+        scores.append((psnr(out, clean), ssim(out, clean)))
+    model.train()
+    return tuple(float(np.mean(s)) for s in zip(*scores)) if scores else (float("nan"), float("nan"))
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, step: int, config: TrainConfig, best: float) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "config": config.to_dict(),
+                "best_psnr": best,
+            },
+            tmp,
+        )
+
+
+def _append_log(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """On resume, drop rows logged after the checkpoint (they will be logged again)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def train(
+    data: list[Path],
+    out: Path,
+    config: TrainConfig,
+    val: list[Path] | None = None,
+    init: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict:
+    """Train; returns a summary. `stop_after` ends the run early after that many steps (tests)."""
+    out = Path(out)
+    rank, world, device = _dist_setup()
+    if config.batch % world:
+        raise ConfigError(f"--batch {config.batch} must be a multiple of the number of processes ({world})")
+    checkpoint = out / "last.pt"
+    if checkpoint.exists() and not resume:
+        raise ConfigError(f"{out}: already holds a training run; pass --resume to continue it or choose a new --out")
+
+    samples = collect_samples(data)
+    val_samples = [s for s in (collect_samples(val) if val else samples) if s.clean is not None]
+
+    torch.manual_seed(config.seed)  # same initial weights on every rank
+    if init:
+        model = load_model(init, arch=config.arch, preset=config.preset)
+    else:
+        model = build_model(config.arch, preset=config.preset, **config.model)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
+    start, best = 0, -math.inf
+    if resume and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, best = state["step"], state["best_psnr"]
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+        _truncate_log(out / "log.csv", start)
+    net = DistributedDataParallel(model) if world > 1 else model
+
+    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    crops = NoisyCrops(samples, config.crop, config.seed)
+    loader = DataLoader(
+        crops,
+        batch_size=config.batch // world,
+        sampler=StepSampler(start, end, config.batch, rank, world),
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+    )
+    bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not progress or rank != 0)
+    step, loss_sum, loss_count, tick = start, 0.0, 0, time.perf_counter()
+    t0, stopped_by = time.perf_counter(), None
+
+    def save():
+        if rank == 0:
+            _save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, best)
+            save_weights(model, out / "last.safetensors", step=step)
+
+    with _stop_on_signals() as stop:
+        for batch in loader:
+            x = batch.to(device, non_blocking=True)
+            loss = F.l1_loss(net(x, stage="train"), x)
+            if not torch.isfinite(loss):
+                bar.close()
+                raise TrainingDiverged(
+                    f"{out}: loss became {loss.item()} at step {step + 1}; stopped, last good checkpoint kept"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+            bar.update()
+            row = None
+            if step % config.log_every == 0 or step == end:
+                now = time.perf_counter()
+                rate = loss_count * config.batch / (now - tick)
+                row = dict(step=step, loss=f"{loss_sum / loss_count:.4f}", lr=f"{scheduler.get_last_lr()[0]:.3g}",
+                           crops_per_s=f"{rate:.2f}", seconds=f"{now - t0:.1f}")
+                bar.set_postfix(loss=row["loss"], crops_s=row["crops_per_s"])
+                loss_sum, loss_count, tick = 0.0, 0, now
+            if val_samples and (step % config.val_every == 0 or step == config.steps):
+                if rank == 0:
+                    val_psnr, val_ssim = validate(model, val_samples, config, device)
+                    row = {**(row or dict(step=step)), "val_psnr": f"{val_psnr:.3f}", "val_ssim": f"{val_ssim:.4f}"}
+                    if val_psnr > best:
+                        best = val_psnr
+                        save_weights(model, out / "best.safetensors", step=step, val_psnr=f"{val_psnr:.3f}")
+                if world > 1:
+                    dist.barrier()
+            if row and rank == 0:
+                _append_log(out / "log.csv", row)
+            if step % config.checkpoint_every == 0 or step == end:
+                save()
+            if stop["signal"] is not None:
+                stopped_by = signal.Signals(stop["signal"]).name
+                save()
+                break
+    bar.close()
+    if stopped_by is None and step != end:
+        save()
+    if world > 1:
+        dist.barrier()
+    return dict(step=step, best_psnr=best, stopped_by=stopped_by, seconds=time.perf_counter() - t0,
+                checkpoint=str(checkpoint))
