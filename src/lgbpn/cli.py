@@ -69,3 +69,125 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
     else:
         click.echo(f"done: step {summary['step']}, best validation PSNR {summary['best_psnr']:.3f} dB, "
                    f"checkpoint {summary['checkpoint']}")
+
+
+def _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, r3, seed, progress=False):
+    from .denoiser import DEFAULT_MODEL, Denoiser
+
+    options = dict(device=device, r3=r3, seed=seed, tile=tile, overlap=overlap, progress=progress)
+    if weights is not None and model_name is not None:
+        raise click.UsageError("give either --weights or --model, not both")
+    if weights is not None:
+        return Denoiser.from_weights(weights, arch=arch, preset=preset, **options)
+    denoiser = Denoiser.from_pretrained(model_name or DEFAULT_MODEL, preset=preset, **options)
+    if arch is not None and arch != denoiser.model.arch_name:
+        raise click.UsageError(f"--arch {arch}: the shipped model {model_name or DEFAULT_MODEL} is {denoiser.model.arch_name}; "
+                               "pass --weights for other architectures")
+    return denoiser
+
+
+def _model_options(f):
+    """Options shared by every command that runs a denoiser (a contract: names never change)."""
+    options = [
+        click.option("--weights", type=click.Path(path_type=Path), help="Weights file (ours .safetensors or a reference .pth)."),
+        click.option("--model", "model_name", help="Shipped model name (see `lgbpn models`); default: the shipped default."),
+        click.option("--arch", help="Architecture of --weights (lgbpn, lgbpn-s, apbsn); read from the file when omitted."),
+        click.option("--preset", type=click.Choice(["sidd", "dnd"]), help="PD factors and test ratios (SIDD-like or DND-like noise)."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
+        click.option("--tile", type=int, callback=_positive, help="Tile size in pixels (default 512)."),
+        click.option("--overlap", type=int, help="Tile overlap in pixels (default 48)."),
+        click.option("--no-r3", "no_r3", is_flag=True, help="Skip random-replacing refinement (about 5x faster)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the R3 replacement masks."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="Output file (one input file) or folder (several inputs or a folder).")
+@_model_options
+@click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists (resume a batch).")
+@click.option("--adapt", type=int, default=0, help="Fine-tune on the input images for N steps first (self-supervised).")
+def denoise(inputs, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, skip_existing, adapt):
+    """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA)."""
+    from .batch import denoise_files, plan_outputs
+
+    if overlap is not None and overlap < 0:
+        raise click.BadParameter(f"must be >= 0, got {overlap}", param_hint="--overlap")
+    if adapt < 0:
+        raise click.BadParameter(f"must be >= 0, got {adapt}", param_hint="--adapt")
+    jobs = plan_outputs(list(inputs), output)
+    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed)
+    code = denoise_files(denoiser, jobs, skip_existing=skip_existing, adapt_steps=adapt)
+    sys.exit(code)
+
+
+@main.command()
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=Path("lgbpn-demo"), show_default=True)
+@_model_options
+def demo(output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed):
+    """Denoise a built-in photo with realistic camera noise (no files needed) and score it."""
+    from .demo import run_demo
+
+    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, progress=True)
+    run_demo(denoiser, output)
+
+
+@main.command()
+@click.option("--arch", "show_arch", is_flag=True, help="List the architectures instead of the shipped models.")
+def models(show_arch):
+    """List the shipped pretrained models (with their headline scores) or the architectures."""
+    from .denoiser import DEFAULT_MODEL, pretrained_dir, pretrained_names
+    from .models.registry import ARCHITECTURES
+
+    if show_arch:
+        for name, spec in ARCHITECTURES.items():
+            click.echo(f"{name:10s} {spec.description}")
+        return
+    for name in pretrained_names():
+        card = pretrained_dir() / f"{name}.md"
+        headline = next((line.removeprefix("Headline:").strip() for line in card.read_text().splitlines()
+                         if line.startswith("Headline:")), "") if card.exists() else ""
+        click.echo(f"{name:10s}{' (default)' if name == DEFAULT_MODEL else '':10s} {headline}")
+
+
+@main.command("eval")
+@click.option("--data", type=click.Path(path_type=Path), help="Paired dataset (noisy/ + clean/, SIDD .mat, ...).")
+@click.option("--pred", type=click.Path(path_type=Path), help="Folder of existing results to score (with --clean).")
+@click.option("--clean", type=click.Path(path_type=Path), help="Folder of clean references for --pred.")
+@_model_options
+@click.option("--limit", type=int, callback=_positive, help="Score only the first N pairs.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write per-image and mean scores as JSON.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write per-image scores as CSV.")
+def eval_command(data, pred, clean, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, limit,
+                 json_path, csv_path):
+    """PSNR/SSIM against clean references (uint8 rounding, data range 255, per-image mean)."""
+    from .evaluate import evaluate_folders, evaluate_model, format_table, save_results
+
+    if (data is None) == (pred is None):
+        raise click.UsageError("give either --data (score a model) or --pred with --clean (score results)")
+    if pred is not None:
+        if clean is None:
+            raise click.UsageError("--pred needs --clean")
+        rows, info = evaluate_folders(pred, clean), {"pred": str(pred), "clean": str(clean)}
+    else:
+        denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed)
+        rows = evaluate_model(denoiser, data, limit)
+        info = {"data": str(data), "model": denoiser.model.arch_name, "r3": denoiser.r3,
+                "weights": str(weights) if weights else (model_name or "default")}
+    click.echo(format_table(rows))
+    save_results(rows, json_path, csv_path, info)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="PNG to write (default RUN_DIR/curves.png).")
+def plot(run_dir, output):
+    """Draw a training run's loss, learning rate and validation PSNR curves to a PNG."""
+    from .train.plot import plot_run
+
+    path = plot_run(run_dir, output)
+    click.echo(f"wrote {path}")

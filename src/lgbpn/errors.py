@@ -26,3 +26,7 @@ class ConfigError(LgbpnError):
 
 class DataError(LgbpnError):
     """A dataset folder or file does not have the expected layout."""
+
+
+class InputError(LgbpnError):
+    """An image given to the Python API has an unsupported shape, dtype or values (NaN/Inf)."""

@@ -39,6 +39,11 @@ class TrainingDiverged(LgbpnError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+def self_supervised_loss(model, noisy: torch.Tensor) -> torch.Tensor:
+    """The paper's loss: L1 between the blind-spot output and the noisy input itself."""
+    return F.l1_loss(model(noisy, stage="train"), noisy)
+
+
 def _dist_setup() -> tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -206,7 +211,7 @@ def train(
     with _stop_on_signals() as stop:
         for batch in loader:
             x = batch.to(device, non_blocking=True)
-            loss = F.l1_loss(net(x, stage="train"), x)
+            loss = self_supervised_loss(net, x)
             if not torch.isfinite(loss):
                 bar.close()
                 raise TrainingDiverged(

@@ -1,0 +1,47 @@
+"""Per-image adaptation (`lgbpn denoise --adapt N`): a few self-supervised steps on the inputs.
+
+The training loss needs no clean image, so the loaded model can be fine-tuned on the very photos
+it is about to denoise, adapting it to a camera it has never seen.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data.crops import NoisyCrops
+from .data.formats import Sample
+from .io import read_image
+from .train.trainer import self_supervised_loss
+
+ADAPT_LR = 5e-5
+ADAPT_BATCH = 4
+ADAPT_CROP = 120
+
+
+def _rgb_loader(path: Path, channels: int):
+    def load() -> np.ndarray:
+        pixels = read_image(path).pixels
+        return np.repeat(pixels, channels, axis=-1) if pixels.shape[-1] == 1 and channels > 1 else pixels
+
+    return load
+
+
+def adapt_to_images(denoiser, paths: list[Path], steps: int, seed: int = 0) -> list[float]:
+    """Fine-tune `denoiser.model` in place on crops of `paths`; returns the losses."""
+    samples = [Sample(str(p), _rgb_loader(p, denoiser.channels), None) for p in paths]
+    smallest = min(min(s.noisy().shape[:2]) for s in samples)
+    crops = NoisyCrops(samples, crop=max(40, min(ADAPT_CROP, smallest)), seed=seed)
+    model = denoiser.model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=ADAPT_LR)
+    losses = []
+    for step in tqdm(range(steps), desc="adapt", unit="step"):
+        x = torch.stack([crops[step * ADAPT_BATCH + j] for j in range(ADAPT_BATCH)]).to(denoiser.device)
+        loss = self_supervised_loss(model, x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses

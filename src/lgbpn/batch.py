@@ -1,0 +1,88 @@
+"""Denoising many files: output naming, never overwriting inputs, per-file errors, resumable runs.
+
+A bad file is reported on one line, counted, and skipped; the others are still processed. Under
+torchrun (WORLD_SIZE > 1) each rank denoises its own share of the files.
+"""
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from tqdm.auto import tqdm
+
+from .errors import ImageWriteError, LgbpnError
+from .io import SUPPORTED_SUFFIXES, WRITABLE_SUFFIXES, find_images, read_image, write_image
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+def _output_suffix(source: Path) -> str:
+    suffix = source.suffix.lower()
+    return source.suffix if suffix in WRITABLE_SUFFIXES else ".png"
+
+
+def plan_outputs(inputs: list[Path], output: Path) -> list[Job]:
+    """Map every input image to its output path (a file for one input file, else a folder tree)."""
+    found = find_images(inputs)
+    single_file = len(inputs) == 1 and not inputs[0].is_dir()
+    if single_file and output.suffix.lower() in SUPPORTED_SUFFIXES and not output.is_dir():
+        jobs = [Job(found[0][0], output)]
+    else:
+        jobs = []
+        for source, rel in found:
+            base = next((p for p in inputs if p.is_dir() and source.is_relative_to(p)), None)
+            # With several input folders, keep each one's name so equal relative names do not collide.
+            prefix = Path(base.name) if base is not None and len(inputs) > 1 else Path()
+            jobs.append(Job(source, output / prefix / rel.with_suffix(_output_suffix(source))))
+    sources = {j.source.resolve() for j in jobs}
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        target = job.target.resolve()
+        if target in sources:
+            raise ImageWriteError(f"{job.target}: output would overwrite an input; choose another -o")
+        if target in seen:
+            raise ImageWriteError(f"{job.target}: two inputs ({seen[target]}, {job.source}) map to this output")
+        seen[target] = job.source
+    return jobs
+
+
+def _shard(jobs: list[Job]) -> list[Job]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return jobs[rank::world] if world > 1 else jobs
+
+
+def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_steps: int = 0) -> int:
+    """Denoise the jobs; returns the exit code (0 ok, 1 all/only file failed, 3 some failed)."""
+    jobs = _shard(jobs)
+    todo = [j for j in jobs if not (skip_existing and j.target.exists())]
+    skipped = len(jobs) - len(todo)
+    if adapt_steps and todo:
+        from .adapt import adapt_to_images
+
+        adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
+    failed = 0
+    for job in tqdm(todo, desc="denoise", unit="file", disable=len(todo) < 2):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                image = read_image(job.source)
+                image.pixels = denoiser.denoise_pixels(image.pixels)
+                write_image(job.target, image)
+            for w in caught:
+                click.echo(f"warning: {job.source}: {w.message}", err=True)
+        except LgbpnError as exc:
+            failed += 1
+            click.echo(f"error: {exc}", err=True)
+    done = len(todo) - failed
+    if len(jobs) > 1 or failed or skipped:
+        click.echo(f"{done} denoised, {skipped} skipped (output exists), {failed} failed", err=True)
+    if failed == 0:
+        return 0
+    return 1 if failed == len(todo) else 3

@@ -1,0 +1,38 @@
+"""Training curves from a run's log.csv."""
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..errors import DataError  # noqa: E402
+from ..io import atomic_path  # noqa: E402
+
+
+def plot_run(run_dir: Path, output: Path | None = None) -> Path:
+    log = Path(run_dir) / "log.csv"
+    if not log.exists():
+        raise DataError(f"{log}: no training log (is {run_dir} a run folder?)")
+    with open(log, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+
+    def series(key):
+        pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, key, label in zip(axes, ("loss", "lr", "val_psnr"), ("L1 loss (noisy target)", "learning rate", "validation PSNR (dB)")):
+        x, y = series(key)
+        ax.plot(x, y, marker="." if len(x) < 30 else None)
+        ax.set_xlabel("step")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    output = Path(output) if output else Path(run_dir) / "curves.png"
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return output
