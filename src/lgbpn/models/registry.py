@@ -49,5 +49,6 @@ register(
     head_ch=16,
     local_blocks=4,
     global_blocks=2,
+    normalize=True,
 )
 register("apbsn", APBSN, "AP-BSN (DBSNl, 128 channels, 9 blocks per branch), the baseline")

@@ -257,4 +257,4 @@ def train(
     if world > 1:
         dist.barrier()
     return dict(step=step, best_psnr=best, stopped_by=stopped_by, seconds=time.perf_counter() - t0,
-                checkpoint=str(checkpoint))
+                checkpoint=str(checkpoint), model=model)

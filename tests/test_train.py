@@ -1,0 +1,115 @@
+"""Training end to end on real noisy images: resume is exact, DDP equals one process, eval and plot."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from lgbpn.cli import main
+from lgbpn.data.crops import NoisyCrops, StepSampler
+from lgbpn.errors import ConfigError
+from lgbpn.train.config import make_config
+from lgbpn.train.trainer import train
+
+from .conftest import ROOT
+from .helpers import TINY
+
+
+def tiny_config(**kw):
+    base = dict(arch="lgbpn-s", model=TINY["lgbpn-s"], steps=4, crop=40, batch=2, lr=1e-3, val_every=2,
+                val_images=1, val_crop=48, checkpoint_every=2, log_every=1)
+    return make_config(**{**base, **kw})
+
+
+def test_resume_after_interruption_is_exact(tmp_path, shared_data):
+    data = [shared_data / "sidd_samples"]
+    full = train(data, tmp_path / "full", tiny_config(), progress=False)
+    part = train(data, tmp_path / "part", tiny_config(), progress=False, stop_after=2)
+    assert part["step"] == 2
+    with pytest.raises(ConfigError, match="--resume"):
+        train(data, tmp_path / "part", tiny_config(), progress=False)
+    resumed = train(data, tmp_path / "part", tiny_config(), progress=False, resume=True)
+    assert resumed["step"] == 4
+    for (name, a), b in zip(full["model"].state_dict().items(), resumed["model"].state_dict().values()):
+        assert torch.equal(a, b), name
+    # The log is continuous (no duplicated steps) and validation ran with clean references.
+    with open(tmp_path / "part" / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(float(r["val_psnr"]) > 0 for r in rows if r["val_psnr"])
+    assert (tmp_path / "part" / "best.safetensors").exists() and (tmp_path / "part" / "config.yaml").exists()
+
+    # Plot and evaluate the trained weights through the CLI.
+    runner = CliRunner()
+    result = runner.invoke(main, ["plot", str(tmp_path / "part")], catch_exceptions=False)
+    assert result.exit_code == 0 and (tmp_path / "part" / "curves.png").stat().st_size > 1000
+    out_json = tmp_path / "eval.json"
+    result = runner.invoke(main, ["eval", "--data", str(shared_data / "sidd_samples"), "--weights",
+                                  str(tmp_path / "part" / "last.safetensors"), "--no-r3", "--limit", "2",
+                                  "--json", str(out_json)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out_json.read_text())
+    assert len(report["images"]) == 2 and 10 < report["mean"]["noisy_psnr"] < 40
+
+
+def test_crops_are_deterministic_and_sharded_like_one_process(shared_data):
+    from lgbpn.data.formats import discover
+
+    crops = NoisyCrops(discover(shared_data / "polyu"), crop=32, seed=5)
+    assert torch.equal(crops[17], crops[17]) and not torch.equal(crops[17], crops[18])
+    single = list(StepSampler(3, 6, 8))
+    ranks = [list(StepSampler(3, 6, 8, rank=r, world=4)) for r in range(4)]
+    per_step = [sum((ranks[r][s * 2 : s * 2 + 2] for r in range(4)), []) for s in range(3)]
+    assert sum(per_step, []) == single
+
+
+def test_small_images_are_mirrored_with_a_warning(tmp_path):
+    from lgbpn.data.formats import Sample
+
+    img = np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3)
+    crops = NoisyCrops([Sample("small", lambda: img, None)], crop=48)
+    with pytest.warns(UserWarning, match="smaller than the 48 crop"):
+        assert crops[0].shape == (3, 48, 48)
+
+
+def test_config_file_errors_name_the_key(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("stepz: 10\n")
+    with pytest.raises(ConfigError, match="stepz"):
+        make_config(bad)
+    bad.write_text("steps: ten\n")
+    with pytest.raises(ConfigError, match="steps"):
+        make_config(bad)
+    good = tmp_path / "c.toml"
+    good.write_text('steps = 7\narch = "apbsn"\n')
+    config = make_config(good, steps=9)
+    assert config.steps == 9 and config.arch == "apbsn" and config.crop == 120  # flags over file over defaults
+    with pytest.raises(ConfigError, match="crop"):
+        make_config(crop=0)
+
+
+def test_two_process_gloo_matches_single_process(tmp_path, shared_data):
+    data = shared_data / "polyu"
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(ROOT / "tests" / "ddp_worker.py"), str(data), str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rank0, rank1 = (torch.load(out / f"rank{r}.pt") for r in (0, 1))
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
+    torch.set_num_threads(1)
+    config = make_config(arch="lgbpn-s", model=TINY["lgbpn-s"], steps=3, crop=40, batch=4, lr=1e-3, val_every=1000,
+                         checkpoint_every=1000, log_every=1)
+    single = train([data], tmp_path / "single", config, progress=False)["model"].state_dict()
+    torch.set_num_threads(2)
+    for name in rank0:
+        torch.testing.assert_close(rank0[name], single[name], rtol=1e-4, atol=1e-5)
+    assert (out / "last.pt").exists() and not (out / "rank1").exists()
