@@ -191,3 +191,21 @@ def plot(run_dir, output):
 
     path = plot_run(run_dir, output)
     click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("benchmark", type=click.Choice(["sidd", "dnd"]))
+@click.option("--data", required=True, type=click.Path(path_type=Path, exists=True),
+              help="SIDD: BenchmarkNoisyBlocksSrgb.mat; DND: the folder with info.mat and images_srgb/.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@_model_options
+def submit(benchmark, data, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed):
+    """Write a SIDD (CSV + .mat) or DND (per-image .mat bundle) benchmark submission."""
+    from .data.submit import denoise_dnd, denoise_sidd_benchmark
+
+    denoiser = _make_denoiser(weights, model_name, arch, preset or benchmark, device, tile, overlap, not no_r3, seed)
+    if benchmark == "sidd":
+        paths = denoise_sidd_benchmark(data, denoiser, output)
+        click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+    else:
+        click.echo(f"wrote {denoise_dnd(data, denoiser, output)}")
