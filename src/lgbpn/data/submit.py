@@ -21,10 +21,7 @@ Formats were checked against public code:
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
 import time
-import uuid
 from pathlib import Path
 from typing import BinaryIO, Callable, Mapping
 
@@ -33,7 +30,8 @@ import scipy.io
 from tqdm import tqdm
 
 from lgbpn.data.formats import load_sidd_blocks, read_dnd_crop, read_dnd_info
-from lgbpn.errors import DataError, ImageWriteError
+from lgbpn.errors import DataError
+from lgbpn.io import atomic_path
 
 SIDD_BENCHMARK_SHAPE = (40, 32, 256, 256, 3)
 SIDD_CSV_NAME = "SubmitSrgb.csv"
@@ -43,21 +41,9 @@ DenoiseFn = Callable[[np.ndarray], np.ndarray]
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write `path` through a temporary file in the same folder, so it is never seen half written."""
-    # A unique name opened with "x" (not mkstemp) so the file gets the usual umask permissions, not 0600.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the data must be on disk before the rename makes it visible
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ImageWriteError(f"{path}: cannot write: {e.strerror or e}") from None
-    finally:
-        with contextlib.suppress(OSError):  # only still there when something failed
-            tmp.unlink()
+    """Write `path` through lgbpn.io's temp-file-and-rename, so it is never seen half written."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def write_sidd_submission(
