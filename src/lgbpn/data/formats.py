@@ -31,11 +31,11 @@ from typing import Callable
 import h5py
 import numpy as np
 import scipy.io
-from PIL import Image
 
-from lgbpn.errors import DataError
+from lgbpn.errors import DataError, ImageReadError
+from lgbpn.io import SUPPORTED_SUFFIXES, read_image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+IMAGE_SUFFIXES = SUPPORTED_SUFFIXES
 # noisy key -> (clean file, clean key); the benchmark set has no public ground truth.
 SIDD_BLOCK_KEYS = {
     "ValidationNoisyBlocksSrgb": ("ValidationGtBlocksSrgb.mat", "ValidationGtBlocksSrgb"),
@@ -67,12 +67,12 @@ def discover(root: Path) -> list[Sample]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """A plain image file as uint8 HxWx3 RGB."""
+    """An image file as HxWx3 RGB in its own dtype (grey replicated, alpha dropped)."""
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-        raise DataError(f"{path}: cannot read image: {e}") from None
+        pixels = read_image(path).pixels
+    except ImageReadError as e:
+        raise DataError(str(e)) from None
+    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
 
 
 # --- SIDD validation / benchmark blocks --------------------------------------------------------
