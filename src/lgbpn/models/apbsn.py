@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..nn.masked_conv import MaskedConv2d, centre_mask
 from ..nn.pd import pad_to_multiple, pd_tiled, pd_tiled_inverse
-from .lgbpn import ResidualDilatedBlock
+from .lgbpn import INPUT_MEAN, INPUT_STD, ResidualDilatedBlock
 
 
 def dilated_branch(ch: int, dilation: int, blocks: int) -> nn.Sequential:
@@ -63,13 +63,20 @@ class APBSN(nn.Module):
         pd_test: int = 2,
         pd_pad: int = 2,
         preset: str = "sidd",
+        normalize: bool = False,
     ):
         super().__init__()
         self.bsn = DBSNl(in_ch, base_ch, blocks)
+        self.normalize = normalize  # see LGBPN: centred inputs for fast training of small networks
         self.pd_train, self.pd_test, self.pd_pad = pd_train, pd_test, pd_pad
         self.preset = preset  # the reference uses the same factors for SIDD and DND
 
     def forward(self, x: torch.Tensor, stage: str = "train") -> torch.Tensor:
+        if self.normalize:
+            return self._forward((x - INPUT_MEAN) / INPUT_STD, stage) * INPUT_STD + INPUT_MEAN
+        return self._forward(x, stage)
+
+    def _forward(self, x: torch.Tensor, stage: str) -> torch.Tensor:
         if stage == "refine":
             return self.bsn(x)
         factor = self.pd_train if stage == "train" else self.pd_test

@@ -52,3 +52,4 @@ register(
     normalize=True,
 )
 register("apbsn", APBSN, "AP-BSN (DBSNl, 128 channels, 9 blocks per branch), the baseline")
+register("apbsn-s", APBSN, "AP-BSN slim, the baseline at lgbpn-s's budget", base_ch=32, blocks=4, normalize=True)
