@@ -19,9 +19,10 @@ def tiny_model(arch: str = "lgbpn-s", seed: int = 0, **overrides):
     torch.manual_seed(seed)
     model = build_model(arch, **{**TINY[arch], **overrides})
     last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    normalized = getattr(model, "normalize", False)  # output already centred on mid-grey
     with torch.no_grad():
-        last.weight.normal_(0, 2.0)
-        last.bias.fill_(100.0)
+        last.weight.normal_(0, 1.0 if normalized else 2.0)
+        last.bias.fill_(0.0 if normalized else 100.0)
     return model
 
 

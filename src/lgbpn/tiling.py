@@ -16,10 +16,19 @@ from tqdm.auto import tqdm
 from .nn.pd import pad_reflect_any
 from .nn.r3 import R3_PASSES, R3_PROB, denoise_r3, r3_masks
 
-DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 48
-# Pixels per network call (tile pixels x R3 passes in one batch): bounds the activations' memory.
-PIXELS_PER_CALL = 1 << 20
+# Activation memory per network call; sets the automatic tile size and how many R3 passes share a call.
+MEMORY_BUDGET_BYTES = 3 << 30
+
+
+def pixels_per_call(model: nn.Module) -> int:
+    return int(MEMORY_BUDGET_BYTES / (4 * model.floats_per_pixel()))
+
+
+def auto_tile(model: nn.Module, overlap: int) -> int:
+    """The largest tile whose window (tile + overlap on both sides) fits the memory budget."""
+    window = int(math.sqrt(pixels_per_call(model)))
+    return min(1024, max(64, window - 2 * overlap))
 
 
 def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int, int]]:
@@ -30,6 +39,16 @@ def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, 
         start = max(0, (core_start - overlap) // align * align)
         spans.append((start, min(length, core_end + overlap), core_start, core_end))
     return spans
+
+
+def plan_tiles(model: nn.Module, h: int, w: int, tile: int | None = None, overlap: int | None = None):
+    """Row and column spans of the tiles of an h x w image (tile and overlap aligned to PD)."""
+    align = model.alignment()
+    overlap = DEFAULT_OVERLAP if overlap is None else overlap
+    overlap = math.ceil(overlap / align) * align
+    tile = auto_tile(model, overlap) if tile is None else tile
+    tile = max(align, tile // align * align)
+    return _spans(h, tile, overlap, align), _spans(w, tile, overlap, align)
 
 
 @torch.inference_mode()
@@ -46,13 +65,7 @@ def denoise_tiled(
     progress: bool = False,
 ) -> torch.Tensor:
     """Denoise a (B, C, H, W) float batch on the 0..255 scale; returns the same shape."""
-    align = model.alignment()
-    tile = DEFAULT_TILE if tile is None else tile
-    tile = max(align, tile // align * align)
-    overlap = DEFAULT_OVERLAP if overlap is None else overlap
-    overlap = math.ceil(overlap / align) * align
-    h, w = x.shape[-2:]
-    rows, cols = _spans(h, tile, overlap, align), _spans(w, tile, overlap, align)
+    rows, cols = plan_tiles(model, *x.shape[-2:], tile, overlap)
     out = torch.empty_like(x)
     with tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress, leave=False) as bar:
         for y0, y1, cy0, cy1 in rows:
@@ -72,5 +85,5 @@ def _denoise_window(model, window, origin, r3, passes, prob, seed) -> torch.Tens
     padded_shape = model.pad_for_inference(grown[:1, :1, :, :]).shape[-2:]
     shape = (grown.shape[0], grown.shape[1], *padded_shape)
     masks = r3_masks(shape, passes, prob, seed, origin) if r3 else None
-    pass_batch = max(1, PIXELS_PER_CALL // (shape[0] * shape[2] * shape[3]))
+    pass_batch = max(1, pixels_per_call(model) // (shape[0] * shape[2] * shape[3]))
     return denoise_r3(model, grown, masks, pass_batch)[..., :h, :w]

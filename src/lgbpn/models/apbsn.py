@@ -94,6 +94,10 @@ class APBSN(nn.Module):
     def min_size(self) -> int:
         return self.pd_pad + 1  # R3 reflect-pads the image by pd_pad
 
+    def floats_per_pixel(self) -> float:
+        """Peak test-time activations per image pixel (fitted to measured peak memory)."""
+        return 125 + 5.5 * self.bsn.head[0].out_channels
+
     def alignment(self) -> int:
         return self.pd_test
 

@@ -184,6 +184,10 @@ class LGBPN(nn.Module):
             sizes += [s.pd_local * (self.local_branch.test_pad + 1), s.pd_global * (self.global_branch.test_pad + 1)]
         return max(sizes)
 
+    def floats_per_pixel(self) -> float:
+        """Peak test-time activations per image pixel (fitted to measured peak memory)."""
+        return 400 + 30 * self.local_branch.dspmc.out_channels
+
     def alignment(self) -> int:
         """Tile origins must be multiples of this for tiles to see the same PD phases."""
         factors = [getattr(PRESETS[self.preset][st], f) for st in ("test", "refine") for f in ("pd_local", "pd_global")]

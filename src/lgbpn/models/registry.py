@@ -33,8 +33,8 @@ def build_model(name: str, **overrides) -> nn.Module:
     config = {**arch.defaults, **overrides}
     try:
         model = arch.build(**config)
-    except TypeError as exc:
-        raise ConfigError(f"--arch {name}: bad setting ({exc})") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # unknown keyword, bad preset, negative channels
+        raise ConfigError(f"--arch {name}: bad setting ({' '.join(str(exc).split())[:200]})") from None
     model.arch_name = name
     model.arch_config = config
     return model
