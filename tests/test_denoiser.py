@@ -1,0 +1,88 @@
+"""The Python API and weights loading (ours and the reference's checkpoints)."""
+
+import numpy as np
+import pytest
+import torch
+
+from lgbpn.denoiser import Denoiser, pretrained_names
+from lgbpn.errors import WeightsError
+from lgbpn.weights import load_model, save_weights
+
+from .conftest import load_parity
+from .helpers import noisy_image, tiny_model, tiny_weights
+
+
+@pytest.fixture(scope="module")
+def denoiser():
+    return Denoiser(tiny_model(), r3=True, seed=1)
+
+
+def test_numpy_types_round_trip(denoiser):
+    rgb = noisy_image(33, 41)
+    out = denoiser(rgb)
+    assert out.dtype == np.uint8 and out.shape == rgb.shape and not np.array_equal(out, rgb)
+    grey = noisy_image(33, 41, channels=1)[..., 0]
+    assert denoiser(grey).shape == grey.shape
+    deep = noisy_image(20, 24, dtype=np.uint16)
+    out16 = denoiser(deep)
+    assert out16.dtype == np.uint16 and out16.max() > 255
+    flt = noisy_image(20, 24, dtype=np.float32)
+    out_f = denoiser(flt)
+    assert out_f.dtype == np.float32 and 0 <= out_f.mean() <= 1.0
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 77, np.uint8)])
+    out_a = denoiser(rgba)
+    assert np.all(out_a[..., 3] == 77) and np.array_equal(out_a[..., :3], out)
+
+
+def test_tensor_in_tensor_out(denoiser):
+    x = torch.from_numpy(noisy_image(24, 24, dtype=np.float32)).permute(2, 0, 1)
+    y = denoiser(x)
+    assert isinstance(y, torch.Tensor) and y.shape == x.shape and y.dtype == x.dtype
+    batch = denoiser(torch.stack([x, x]))
+    assert batch.shape == (2, 3, 24, 24)
+    torch.testing.assert_close(batch[0], y)
+
+
+def test_our_weights_round_trip(tmp_path):
+    model = tiny_model("apbsn")
+    path = tmp_path / "m.safetensors"
+    save_weights(model, path, note="test")
+    loaded = load_model(path)
+    assert loaded.arch_name == "apbsn" and loaded.arch_config == model.arch_config
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(WeightsError, match="apbsn, not lgbpn"):
+        load_model(path, arch="lgbpn")
+
+
+def test_reference_checkpoint_loads_and_reproduces(tmp_path):
+    """A reference training checkpoint (pickle, DataParallel names) loads safely and gives its outputs."""
+    state = {f"module.{k}": v.float() for k, v in load_parity("state_dict_bf16.pt").items()}
+    path = tmp_path / "APBSN_SIDD.pth"
+    torch.save({"epoch": 20, "model_weight": {"denoiser": state}}, path)
+    model = Denoiser.from_weights(path, arch="lgbpn").model
+    x = load_parity("inputs.pt")["x_test"]
+    with torch.inference_mode():
+        out = model(x, stage="test")
+    torch.testing.assert_close(out, load_parity("model_test_outputs.pt")["out_test_noR3"], atol=1e-4, rtol=0)
+
+
+def test_wrong_channel_count_is_a_weights_error(tmp_path):
+    path = tiny_weights(tmp_path / "grey.safetensors", in_ch=1)
+    model = load_model(path)
+    assert model.arch_config["in_ch"] == 1
+    bad = tmp_path / "bad.safetensors"
+    save_weights(tiny_model(), bad)
+    with pytest.raises(WeightsError, match="do not fit"):
+        load_model(bad, base_ch=16)
+
+
+def test_shipped_models_load():
+    names = pretrained_names()
+    if not names:
+        pytest.skip("no shipped weights in this checkout")
+    for name in names:
+        d = Denoiser.from_pretrained(name, r3=False)
+        assert d(noisy_image(40, 40)).shape == (40, 40, 3)
+    with pytest.raises(WeightsError, match="no shipped model"):
+        Denoiser.from_pretrained("no-such-model")
