@@ -1,0 +1,95 @@
+"""Quality table for issue 4: PSNR/SSIM on ../shared/data, per subset, for classical and our methods.
+
+    python benchmarks/quality.py --methods noisy,nlm,bm3d --json benchmarks/results/quality.json
+    python benchmarks/quality.py --methods lgbpn-s,lgbpn-s+r3,lgbpn-s+r3+adapt --json ...
+
+Each method's rows are merged into the JSON (so methods can be run at different times). Metric
+conventions as `lgbpn eval` (uint8 rounding, data range 255, skimage SSIM on RGB, per-image mean).
+Classical methods get their noise level from skimage's estimate_sigma, per image (no clean data).
+BM3D (`pip install bm3d`) is an optional, non-commercial benchmark dependency only.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lgbpn.data.formats import discover
+from lgbpn.denoiser import Denoiser
+from lgbpn.io import atomic_write_bytes
+from lgbpn.metrics import psnr, ssim
+
+SUBSETS = {"sidd": "sidd_samples", "polyu": "polyu"}
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def classical(name: str):
+    from skimage.restoration import denoise_nl_means, estimate_sigma
+
+    def run(noisy: np.ndarray) -> np.ndarray:
+        x = noisy.astype(np.float64) / 255.0
+        sigma = float(np.mean(estimate_sigma(x, channel_axis=-1)))
+        if name == "nlm":
+            out = denoise_nl_means(x, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, channel_axis=-1,
+                                   fast_mode=True)
+        else:
+            import bm3d
+
+            out = bm3d.bm3d_rgb(x, sigma)
+        return np.clip(out * 255.0, 0, 255)
+
+    return run
+
+
+def ours(spec: str, noisy_paths: list[Path]):
+    """`model[+r3][+adapt]`: a shipped model, with R3 and/or adaptation on the subset's noisy images."""
+    model, *flags = spec.split("+")
+    denoiser = Denoiser.from_pretrained(model, r3="r3" in flags)
+    if "adapt" in flags:
+        from lgbpn.adapt import adapt_to_images
+
+        losses = adapt_to_images(denoiser, noisy_paths, ADAPT_STEPS)
+        print(f"  adapted {ADAPT_STEPS} steps: loss {losses[0]:.2f} -> {np.mean(losses[-5:]):.2f}")
+    return denoiser
+
+
+ADAPT_STEPS = 30
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--methods", required=True)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/quality.json"))
+    parser.add_argument("--subsets", default="sidd,polyu")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    results = json.loads(args.json.read_text()) if args.json.exists() else {}
+    for subset in args.subsets.split(","):
+        samples = [s for s in discover(DATA / SUBSETS[subset]) if s.clean is not None]
+        for method in args.methods.split(","):
+            t0 = time.perf_counter()
+            if method in ("nlm", "bm3d"):
+                fn = classical(method)
+            elif method == "noisy":
+                fn = lambda x: x  # noqa: E731
+            else:
+                fn = ours(method, [DATA / SUBSETS[subset] / "noisy" / s.name for s in samples])
+            rows = []
+            for s in samples:
+                noisy, clean = s.noisy(), s.clean()
+                out = fn(noisy)
+                rows.append(dict(image=s.name, psnr=psnr(out, clean), ssim=ssim(out, clean)))
+            entry = dict(psnr=float(np.mean([r["psnr"] for r in rows])), ssim=float(np.mean([r["ssim"] for r in rows])),
+                         seconds=time.perf_counter() - t0, images=rows)
+            results.setdefault(subset, {})[method] = entry
+            print(f"{subset:6s} {method:22s} PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}  ({entry['seconds']:.0f} s)",
+                  flush=True)
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
+
+
+if __name__ == "__main__":
+    main()
