@@ -7,6 +7,8 @@ this module and done nothing else, so the peak resident memory a row reports is 
 with torch's FLOP counter on meta tensors: counting costs no arithmetic, and it counts exactly the
 work the timed call does (tile overlaps, PD padding, the reference's quadrant overlaps included).
 Weights are random and seeded: the time a network takes does not depend on its weights.
+The reference path runs with R3 off only (R3 repeats the same kind of pass eight more times), and
+not above 256x256, where it needs more memory than a 24 GiB machine has.
 """
 
 import json
@@ -17,27 +19,40 @@ import platform
 import resource
 import statistics
 import time
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
+from unittest import mock
 
 import click
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import reference_path, tiling
 from .io import atomic_write_bytes
 from .models import ARCHITECTURES, build_model
 from .reference_path import reference_test_path
-from .tiling import DEFAULT_TILE, denoise_tiled
+from .tiling import denoise_tiled, plan_tiles
 from .train.config import TrainConfig
 
 MODELS = ("lgbpn", "lgbpn-s", "apbsn")
 SIZES = (256, 512, 1024)
+# The default run must end in ~10 minutes on 2 cores. The full-size networks (~5M multiply-adds per
+# pixel, R3 9x that) run at 256x256 with R3 off; the shipped slim model covers every size and the
+# photo; R3 on is measured up to R3_MAX_SIZE and extrapolated (labelled) above. `--models`/`--sizes`
+# given explicitly run the whole matrix.
+DEFAULT_PLAN = {"lgbpn": (256,), "apbsn": (256,), "lgbpn-s": SIZES}
+DEFAULT_R3_MODELS = ("lgbpn-s",)
+DEFAULT_PHOTO_MODELS = ("lgbpn-s",)
+R3_MAX_SIZE = 512
+# One training step at the default crop; batch 1 for the full-size networks (~2 min a step at batch 8).
+TRAIN_BATCH = {"lgbpn": 1, "apbsn": 1}
 PHOTO = (3000, 4000)  # (H, W): a 12-megapixel photo
-QUICK_SIZE = 48
-QUICK_R3_MODEL = "lgbpn-s"  # the only model run with R3 in quick mode: R3 is ~9 passes
+QUICK_SIZE = 40  # above LG-BPN's smallest test size (32), which the reference path needs
+QUICK_FULL_MODEL = "lgbpn-s"  # quick mode runs R3 (~9 passes) and training for this model only
 QUICK_TRAIN = (40, 1)  # crop, batch
 SUMMARY_MODEL = "lgbpn"
 # The reference path needs ~6.8 GB at 256x256 and 4x that per 4x pixels (beyond 24 GiB at 512x512):
@@ -45,8 +60,18 @@ SUMMARY_MODEL = "lgbpn"
 REFERENCE_MAX_PIXELS = 256 * 256
 RATIO_TILE = 512  # the tile on which R3-on / R3-off is measured to extrapolate the photo's R3 time
 MATMUL_N = 2048
-LONG_RUN_S = 60.0  # a warm-up longer than this leaves one timed run: medians of hours help nobody
+LONG_RUN_S = 20.0  # a warm-up longer than this leaves one timed run: medians of minutes help nobody
 WEIGHTS = "random (timing only)"
+DEFINITIONS = {
+    "seconds": "median wall time of `runs` timed calls, after one warm-up call where `warmup` is true",
+    "peak_mb": "peak resident memory of the process that ran only this case (machine.baseline_rss_mb of it "
+               "is the idle process); peak_gpu_mb: torch.cuda.max_memory_allocated",
+    "macs_per_pixel": "multiply-adds of the timed call (all tiles, R3 passes, padding) per image pixel, "
+                      "counted by torch's FLOP counter",
+    "efficiency": "macs_per_pixel * pixels * 2 / seconds / (machine.matmul_gflops * 1e9)",
+    "speedup, memory_ratio": "reference / ours, same model, size and R3",
+    "extrapolated": "R3-on time of the photo = its R3-off time x R3 on/off measured on one tile",
+}
 
 
 @dataclass(frozen=True)
@@ -154,7 +179,7 @@ def _matmul(case: Case, device) -> dict:
     a, b = torch.rand(MATMUL_N, MATMUL_N, device=device), torch.rand(MATMUL_N, MATMUL_N, device=device)
     torch.mm(a, b)
     best = math.inf
-    for _ in range(5):
+    for _ in range(case.repeats):
         _sync(device)
         start = time.perf_counter()
         torch.mm(a, b)
@@ -173,6 +198,8 @@ def _measure(case: Case, device: str, threads: int) -> dict:
         result = _KINDS[case.kind](case, device)
     except (MemoryError, torch.OutOfMemoryError):
         result = {"error": "out of memory"}
+    except Exception as exc:  # one failing case must not end a run that takes hours: it shows in its row
+        result = {"error": f"{type(exc).__name__}: {exc}"}
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     if device.type == "cuda":
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -190,7 +217,7 @@ def _isolated(case: Case, device: str, threads: int) -> dict:
         try:
             return pool.submit(_measure, case, device, threads).result()
         except BrokenProcessPool:
-            return {"error": "process killed (out of memory?)", "peak_mb": None}
+            return {"error": "worker process died (killed for memory?)", "peak_mb": None}
 
 
 _META_MODELS: dict[str, torch.nn.Module] = {}
@@ -208,7 +235,7 @@ def _macs(case: Case, stage: str | None = None) -> int:
     model = _meta_model(case.model).train(case.kind == "train")
     x = torch.empty(case.batch, 3, case.height, case.width, device="meta")
     counter = FlopCounterMode(display=False)
-    with counter:
+    with counter, _shape_only_helpers():
         if stage is not None:
             with torch.no_grad():
                 model(model.pad_for_inference(x), stage=stage)
@@ -221,11 +248,28 @@ def _macs(case: Case, stage: str | None = None) -> int:
     return counter.get_total_flops() // 2
 
 
+def _taps_shape(x: torch.Tensor, size: int, ratio: float) -> torch.Tensor:
+    b, c, h, w = x.shape
+    return x.new_empty(b, c, h * size, w * size)
+
+
+def _masks_shape(shape, passes, prob, seed, origin) -> torch.Tensor:
+    return torch.empty(passes, *shape, dtype=torch.bool, device="meta")
+
+
+@contextmanager
+def _shape_only_helpers():
+    """The reference's per-tap sampling and R3's mask drawing are elementwise work, which the FLOP
+    counter does not count; shape-only stand-ins give the same count in milliseconds, not seconds."""
+    with mock.patch.object(reference_path, "sample_taps", _taps_shape), \
+            mock.patch.object(tiling, "r3_masks", _masks_shape):
+        yield
+
+
 def _tiles(model_name: str, height: int, width: int) -> int:
     """How many tiles denoise_tiled cuts an image into (its tile is rounded to the PD alignment)."""
-    align = _meta_model(model_name).alignment()
-    tile = max(align, DEFAULT_TILE // align * align)
-    return math.ceil(height / tile) * math.ceil(width / tile)
+    rows, cols = plan_tiles(_meta_model(model_name), height, width)
+    return len(rows) * len(cols)
 
 
 def _cpu_model() -> str:
@@ -267,8 +311,13 @@ def run_benchmark(
     photo: bool | None = None,
     log=_log,
 ) -> dict:
-    """Run the benchmark; returns {machine, rows, training, summary} (see the module notes)."""
+    """Run the benchmark; returns {machine, quick, definitions, rows, training, summary}.
+
+    Cases run in worker processes that import the main module: a script calling this needs the
+    usual `if __name__ == "__main__":` guard.
+    """
     threads = threads or torch.get_num_threads()
+    planned = not (quick or sizes or models)  # the default ~10-minute plan (see DEFAULT_PLAN)
     sizes = sorted(sizes or ([QUICK_SIZE] if quick else SIZES))
     models = list(models or MODELS)
     repeats = repeats or (1 if quick else 3)
@@ -276,16 +325,19 @@ def run_benchmark(
     started = time.perf_counter()
 
     def measure(case: Case) -> dict:
-        log(f"  {case.describe()} ...")
+        start = time.perf_counter()
         result = _isolated(case, device, threads)
-        if "error" in result:
-            log(f"    {result['error']}")
+        outcome = result.get("error") or f"peak {_fmt(result['peak_mb'], '.0f')} MB"
+        log(f"  {case.describe()}: {time.perf_counter() - start:.1f} s, {outcome}")
         return result
 
-    gflops = measure(Case("matmul"))["gflops"]
+    matmul = measure(Case("matmul", repeats=3 if quick else 5))
+    if "error" in matmul:  # then every case would fail the same way
+        raise RuntimeError(f"benchmark worker process failed: {matmul['error']}")
+    gflops = matmul["gflops"]
     machine = dict(cpu=_cpu_model(), threads=threads, cores=os.cpu_count(), torch=torch.__version__,
                    python=platform.python_version(), device=device, matmul_gflops=gflops,
-                   matmul=f"float32 {MATMUL_N}x{MATMUL_N} torch.mm, best of 5",
+                   matmul=f"float32 {MATMUL_N}x{MATMUL_N} torch.mm, best of {3 if quick else 5}",
                    baseline_rss_mb=measure(Case("idle"))["peak_mb"], dtype="float32", weights=WEIGHTS)
     if device == "cuda":
         machine["gpu"] = torch.cuda.get_device_name()
@@ -293,9 +345,14 @@ def run_benchmark(
     rows, ours_outputs, reference_peaks = [], {}, {}
     for size in sizes:
         for name in models:
-            base = Case("infer", name, height=size, width=size, repeats=repeats, keep_output=size == sizes[0])
+            if planned and size not in DEFAULT_PLAN[name]:
+                continue
+            base = Case("infer", name, height=size, width=size, repeats=repeats, warmup=not quick,
+                        keep_output=size == sizes[0])
             for r3 in (False, True):
-                if r3 and quick and name != QUICK_R3_MODEL:
+                if r3 and quick and name != QUICK_FULL_MODEL:
+                    continue
+                if r3 and planned and (name not in DEFAULT_R3_MODELS or size > R3_MAX_SIZE):
                     continue
                 case = replace(base, r3=r3, keep_output=base.keep_output and not r3)
                 result = measure(case)
@@ -315,13 +372,13 @@ def run_benchmark(
                 row["note"] = _reference_note(reference_peaks.get(name), size * size, machine["baseline_rss_mb"])
             rows.append(row)
     if photo:
-        rows += _photo_rows(models, repeats, gflops, measure)
+        rows += _photo_rows(list(DEFAULT_PHOTO_MODELS) if planned else models, repeats, gflops, measure)
     _add_ratios(rows)
 
-    crop, batch = QUICK_TRAIN if quick else (TrainConfig.crop, TrainConfig.batch)
     training = []
-    for name in models:
-        case = Case("train", name, height=crop, width=crop, batch=batch, repeats=repeats)
+    for name in [QUICK_FULL_MODEL] if quick and QUICK_FULL_MODEL in models else models:
+        crop, batch = QUICK_TRAIN if quick else (TrainConfig.crop, TRAIN_BATCH.get(name, TrainConfig.batch))
+        case = Case("train", name, height=crop, width=crop, batch=batch, repeats=repeats, warmup=not quick)
         result = measure(case)
         seconds = result.get("seconds")
         training.append(dict(model=name, crop=crop, batch=batch, seconds_per_step=seconds,
@@ -331,7 +388,8 @@ def run_benchmark(
 
     summary = _summary(rows, models, sizes)
     summary["wall_seconds"] = time.perf_counter() - started
-    return dict(machine=machine, quick=quick, rows=rows, training=training, summary=summary)
+    return dict(machine=machine, quick=quick, definitions=DEFINITIONS, rows=rows, training=training,
+                summary=summary)
 
 
 def _reference_note(measured, pixels: int, baseline_mb: float) -> str:
@@ -345,19 +403,25 @@ def _reference_note(measured, pixels: int, baseline_mb: float) -> str:
 
 
 def _photo_rows(models: list[str], repeats: int, gflops: float, measure) -> list[dict]:
-    """The 12 MP photo, tiled, R3 off; R3 on extrapolated from the R3 on/off ratio on one tile."""
+    """The 12 MP photo, tiled, R3 off; R3 on extrapolated from R3 on / off on one tile.
+
+    The R3-on row's time and multiply-adds are the R3-off ones times the ratios measured and counted
+    on one RATIO_TILE tile (counting R3 over the whole photo costs minutes even on meta tensors).
+    """
     rows = []
     height, width = PHOTO
     for name in models:
         case = Case("infer", name, height=height, width=width, warmup=False, progress=True)
         off = _row(case, measure(case), _macs(case), gflops)
-        ratio = measure(Case("r3_ratio", name, height=RATIO_TILE, width=RATIO_TILE, repeats=repeats)).get("ratio")
-        on_case = replace(case, r3=True)
-        on = _row(on_case, {}, _macs(on_case), gflops)
+        tile = Case("infer", name, height=RATIO_TILE, width=RATIO_TILE)
+        macs_ratio = _macs(replace(tile, r3=True)) / _macs(tile)
+        ratio = measure(replace(tile, kind="r3_ratio", repeats=repeats)).get("ratio")
+        on = _row(replace(case, r3=True), {}, round(off["macs_per_pixel"] * macs_ratio * height * width), gflops)
+        on["extrapolated"] = True
         if off["seconds"] and ratio:
-            on.update(seconds=off["seconds"] * ratio, extrapolated=True, efficiency=None,
-                      note=f"extrapolated: R3-off time x {ratio:.2f} (R3 on/off measured on one "
-                           f"{RATIO_TILE}x{RATIO_TILE} tile); peak memory not measured")
+            on["seconds"] = off["seconds"] * ratio
+        on["note"] = (f"extrapolated: R3-off time x {_fmt(ratio, '.2f')} (R3 on / off measured on one "
+                      f"{RATIO_TILE}x{RATIO_TILE} tile); peak memory not measured")
         rows += [off, on]
     return rows
 
@@ -408,28 +472,46 @@ def _si(value) -> str:
     return f"{value:.0f}"
 
 
+# (header, width, cell): the rows table's columns; a negative width aligns left.
+_COLUMNS = (
+    ("model", -8, lambda r: r["model"]),
+    ("path", -9, lambda r: r["path"]),
+    ("size", 9, lambda r: r["size"]),
+    ("R3", 3, lambda r: "on" if r["r3"] else "off"),
+    ("tiles", 5, lambda r: _fmt(r.get("tiles"), "d")),
+    ("runs", 4, lambda r: str(r["runs"])),
+    ("seconds", 9, lambda r: _fmt(r["seconds"], ".3g") + ("*" if r.get("extrapolated") else "")),
+    ("peak MB", 8, lambda r: _fmt(r["peak_mb"], ".0f")),
+    ("GPU MB", 7, lambda r: _fmt(r.get("peak_gpu_mb"), ".0f")),
+    ("MACs/px", 8, lambda r: _si(r["macs_per_pixel"])),
+    ("eff", 5, lambda r: _fmt(r["efficiency"], ".0%")),
+    ("speedup", 7, lambda r: _fmt(r.get("speedup"), ".1f")),
+    ("mem x", 6, lambda r: _fmt(r.get("memory_ratio"), ".1f")),
+    ("note", -1, lambda r: r.get("note") or r.get("error") or ""),
+)
+
+
+def _line(cells) -> str:
+    return " ".join(f"{text:<{-width}}" if width < 0 else f"{text:>{width}}" for text, width in cells).rstrip()
+
+
 def format_table(result: dict) -> str:
     m, s = result["machine"], result["summary"]
+    gpu = any("peak_gpu_mb" in r for r in result["rows"])
+    columns = [c for c in _COLUMNS if gpu or c[0] != "GPU MB"]
+    header = _line((name, width) for name, width, _ in columns)
     lines = [f"{m['cpu']}, {m['threads']} threads, torch {m['torch']}, {m['device']}: "
              f"matmul {m['matmul_gflops']:.1f} GFLOP/s; idle process {m['baseline_rss_mb']:.0f} MB; "
-             f"weights {m['weights']}", ""]
-    header = f"{'model':<8} {'path':<9} {'size':>9} {'R3':>3} {'tiles':>5} {'runs':>4} {'seconds':>9} " \
-             f"{'peak MB':>8} {'MACs/px':>8} {'eff':>5} {'speedup':>7} {'mem x':>6}  note"
-    lines += [header, "-" * len(header)]
-    for r in result["rows"]:
-        seconds = _fmt(r["seconds"], ".3g") + ("*" if r.get("extrapolated") else "")
-        lines.append(
-            f"{r['model']:<8} {r['path']:<9} {r['size']:>9} {'on' if r['r3'] else 'off':>3} "
-            f"{_fmt(r.get('tiles'), 'd'):>5} {r['runs']:>4} {seconds:>9} {_fmt(r['peak_mb'], '.0f'):>8} "
-            f"{_si(r['macs_per_pixel']):>8} {_fmt(r['efficiency'], '.0%'):>5} {_fmt(r.get('speedup'), '.1f'):>7} "
-            f"{_fmt(r.get('memory_ratio'), '.1f'):>6}  {r.get('note') or r.get('error') or ''}")
-    lines += ["", f"{'training':<8} {'crop':>5} {'batch':>5} {'s/step':>8} {'crops/s':>8} {'peak MB':>8} {'MACs/px':>8}"]
-    for t in result["training"]:
-        lines.append(f"{t['model']:<8} {t['crop']:>5} {t['batch']:>5} {_fmt(t['seconds_per_step'], '.3g'):>8} "
-                     f"{_fmt(t['crops_per_s'], '.3g'):>8} {_fmt(t['peak_mb'], '.0f'):>8} {_si(t['macs_per_pixel']):>8}"
-                     f"  {t.get('error', '')}")
-    lines += ["", f"{s['model']} ({s['preset']}), {s['size']}, R3 off: speedup {_fmt(s['speedup_256'], '.1f')}x, "
-                  f"peak memory {_fmt(s['memory_ratio_256'], '.1f')}x less than the reference path; "
+             f"weights {m['weights']}", "", header, "-" * len(header)]
+    lines += [_line((cell(r), width) for _, width, cell in columns) for r in result["rows"]]
+    lines += ["", _line([("training", -8), ("crop", 5), ("batch", 5), ("s/step", 8), ("crops/s", 8),
+                         ("peak MB", 8), ("MACs/px", 8)])]
+    lines += [_line([(t["model"], -8), (str(t["crop"]), 5), (str(t["batch"]), 5),
+                     (_fmt(t["seconds_per_step"], ".3g"), 8), (_fmt(t["crops_per_s"], ".3g"), 8),
+                     (_fmt(t["peak_mb"], ".0f"), 8), (_si(t["macs_per_pixel"]), 8), (t.get("error", ""), -1)])
+              for t in result["training"]]
+    lines += ["", f"{s['model']} ({s['preset']}), {s['size']}, R3 off, reference / ours: time "
+                  f"{_fmt(s['speedup_256'], '.1f')}x, peak memory {_fmt(s['memory_ratio_256'], '.1f')}x; "
                   f"max |ours - reference| {_fmt(s['max_abs_diff_vs_reference'], '.2g')}; "
                   f"efficiency {_fmt(s['efficiency'], '.0%')} of matmul at {s['efficiency_size'] or '-'}",
               "eff: counted multiply-adds x 2 / seconds / measured matmul FLOP/s; speedup, mem x: reference / ours; "
@@ -441,7 +523,8 @@ def write_json(result: dict, path) -> None:
     atomic_write_bytes(path, (json.dumps(result, indent=2) + "\n").encode())
 
 
-def profile_test_pass(device: str = "cpu", size: int = 256, threads: int | None = None, model: str = SUMMARY_MODEL) -> str:
+def profile_test_pass(device: str = "cpu", size: int = 256, threads: int | None = None,
+                      model: str = SUMMARY_MODEL) -> str:
     """torch.profiler's top-10 ops (by own time) of one test pass of our path, after a warm-up."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -484,7 +567,8 @@ def _model_list(ctx, param, value):
 
 
 @click.command("bench")
-@click.option("--quick", is_flag=True, help=f"Smoke run: {QUICK_SIZE}x{QUICK_SIZE}, one run each, no 12 MP photo.")
+@click.option("--quick", is_flag=True, help=f"Smoke run (~1 min): {QUICK_SIZE}x{QUICK_SIZE}, one run, no warm-up, "
+              f"R3 and training for {QUICK_FULL_MODEL} only, no 12 MP photo.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default="lgbpn-bench.json",
               show_default=True, help="Where to save the results.")
@@ -494,7 +578,8 @@ def _model_list(ctx, param, value):
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads [torch's default].")
 @click.option("--photo/--no-photo", default=None, help="Include the 12 MP photo (tiled) [on; quick off].")
 @click.option("--profile", is_flag=True,
-              help=f"Only print torch.profiler's top-10 ops for one {SUMMARY_MODEL} test pass at 256x256 (quick: 64x64).")
+              help=f"Only print torch.profiler's top-10 ops for one {SUMMARY_MODEL} test pass "
+                   "at 256x256 (quick: 64x64).")
 def bench_command(quick, device, json_path, sizes, models, repeats, threads, photo, profile):
     """Benchmark our inference path against the reference's: time, memory, MACs, training speed."""
     if device == "cuda" and not torch.cuda.is_available():

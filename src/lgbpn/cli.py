@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from .bench import bench_command
 from .errors import LgbpnError
 
 
@@ -209,3 +210,6 @@ def submit(benchmark, data, output, weights, model_name, arch, preset, device, t
         click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
     else:
         click.echo(f"wrote {denoise_dnd(data, denoiser, output)}")
+
+
+main.add_command(bench_command)
