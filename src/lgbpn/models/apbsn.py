@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..nn.masked_conv import MaskedConv2d, centre_mask
 from ..nn.pd import pad_to_multiple, pd_tiled, pd_tiled_inverse
-from .lgbpn import INPUT_MEAN, INPUT_STD, ResidualDilatedBlock
+from .lgbpn import INPUT_MEAN, INPUT_STD, ResidualDilatedBlock, fusion_tail
 
 
 def dilated_branch(ch: int, dilation: int, blocks: int) -> nn.Sequential:
@@ -35,15 +35,7 @@ class DBSNl(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(in_ch, base_ch, 1), nn.ReLU(inplace=True))
         self.branch1 = dilated_branch(base_ch, 2, blocks)
         self.branch2 = dilated_branch(base_ch, 3, blocks)
-        self.tail = nn.Sequential(
-            nn.Conv2d(base_ch * 2, base_ch, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(base_ch, base_ch // 2, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(base_ch // 2, base_ch // 2, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(base_ch // 2, in_ch, 1),
-        )
+        self.tail = fusion_tail(base_ch, in_ch)
 
     def branches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.head(x)

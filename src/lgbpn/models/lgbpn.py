@@ -60,6 +60,19 @@ class ResidualDilatedBlock(nn.Module):
         return x + self.body(x)
 
 
+def fusion_tail(ch: int, out_ch: int) -> nn.Sequential:
+    """1x1 convs fusing the two concatenated branches (2*ch channels) into the output."""
+    return nn.Sequential(
+        nn.Conv2d(ch * 2, ch, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(ch, ch // 2, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(ch // 2, ch // 2, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(ch // 2, out_ch, 1),
+    )
+
+
 class PDBranch(nn.Module):
     """DSPMC on full resolution, then PD -> body -> inverse PD.
 
@@ -138,15 +151,7 @@ class LGBPN(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(in_ch, head_ch, 1), nn.ReLU(inplace=True))
         self.local_branch = local_branch(head_ch, base_ch, local_blocks)
         self.global_branch = global_branch(head_ch, base_ch, global_blocks, heads, ffn_expansion)
-        self.tail = nn.Sequential(
-            nn.Conv2d(base_ch * 2, base_ch, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(base_ch, base_ch // 2, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(base_ch // 2, base_ch // 2, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(base_ch // 2, in_ch, 1),
-        )
+        self.tail = fusion_tail(base_ch, in_ch)
 
     @property
     def preset(self) -> str:
