@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from .data.crops import NoisyCrops
 from .data.formats import Sample
+from .errors import LgbpnError
 from .io import read_image
 from .train.trainer import self_supervised_loss
 
@@ -30,8 +31,16 @@ def _rgb_loader(path: Path, channels: int):
 
 def adapt_to_images(denoiser, paths: list[Path], steps: int, seed: int = 0) -> list[float]:
     """Fine-tune `denoiser.model` in place on crops of `paths`; returns the losses."""
-    samples = [Sample(str(p), _rgb_loader(p, denoiser.channels), None) for p in paths]
-    smallest = min(min(s.noisy().shape[:2]) for s in samples)
+    samples, sides = [], []
+    for p in paths:
+        try:
+            sides.append(min(read_image(p).pixels.shape[:2]))
+        except LgbpnError:
+            continue  # an unreadable file is reported (and counted) when it is denoised
+        samples.append(Sample(str(p), _rgb_loader(p, denoiser.channels), None))
+    if not samples:
+        return []
+    smallest = min(sides)
     crops = NoisyCrops(samples, crop=max(40, min(ADAPT_CROP, smallest)), seed=seed)
     model = denoiser.model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=ADAPT_LR)

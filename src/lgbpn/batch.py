@@ -5,6 +5,7 @@ torchrun (WORLD_SIZE > 1) each rank denoises its own share of the files.
 """
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import click
 from tqdm.auto import tqdm
 
-from .errors import ImageWriteError, LgbpnError
+from .errors import ImageReadError, ImageWriteError, LgbpnError
 from .io import SUPPORTED_SUFFIXES, WRITABLE_SUFFIXES, find_images, read_image, write_image
 
 
@@ -30,6 +31,9 @@ def _output_suffix(source: Path) -> str:
 def plan_outputs(inputs: list[Path], output: Path) -> list[Job]:
     """Map every input image to its output path (a file for one input file, else a folder tree)."""
     found = find_images(inputs)
+    if not found:
+        raise ImageReadError(f"{', '.join(map(str, inputs))}: no image files found "
+                             f"(looked for {', '.join(sorted(SUPPORTED_SUFFIXES))})")
     single_file = len(inputs) == 1 and not inputs[0].is_dir()
     if single_file and output.suffix.lower() in SUPPORTED_SUFFIXES and not output.is_dir():
         jobs = [Job(found[0][0], output)]
@@ -58,6 +62,11 @@ def _shard(jobs: list[Job]) -> list[Job]:
     return jobs[rank::world] if world > 1 else jobs
 
 
+def _say(message: str) -> None:
+    """A line on stderr that does not get glued to the progress bar."""
+    tqdm.write(message, file=sys.stderr)
+
+
 def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_steps: int = 0) -> int:
     """Denoise the jobs; returns the exit code (0 ok, 1 all/only file failed, 3 some failed)."""
     jobs = _shard(jobs)
@@ -68,7 +77,7 @@ def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_
 
         adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
     failed = 0
-    for job in tqdm(todo, desc="denoise", unit="file", disable=len(todo) < 2):
+    for index, job in enumerate(tqdm(todo, desc="denoise", unit="file", disable=len(todo) < 2)):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -76,12 +85,23 @@ def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_
                 image.pixels = denoiser.denoise_pixels(image.pixels)
                 write_image(job.target, image)
             for w in caught:
-                click.echo(f"warning: {job.source}: {w.message}", err=True)
+                _say(f"warning: {job.source}: {w.message}")
         except LgbpnError as exc:
             failed += 1
-            click.echo(f"error: {exc}", err=True)
+            message = str(exc)
+            if str(job.source) not in message and str(job.target) not in message:
+                message = f"{job.source}: {message}"  # e.g. the network's channel count: name the file
+            _say(f"error: {message}")
+        except Exception as exc:  # a bug must not cost the rest of the batch: report it and go on
+            failed += 1
+            _say(f"error: {job.source}: unexpected {type(exc).__name__} ({' '.join(str(exc).split())[:200]}); "
+                 "please report this")
+        except KeyboardInterrupt:
+            _say(f"interrupted: {index - failed} denoised, {skipped} skipped, {failed} failed, "
+                 f"{len(todo) - index} not done; run again with --skip-existing to resume")
+            raise
     done = len(todo) - failed
-    if len(jobs) > 1 or failed or skipped:
+    if len(jobs) > 1 or skipped:  # one file: its error line (or nothing) says it all
         click.echo(f"{done} denoised, {skipped} skipped (output exists), {failed} failed", err=True)
     if failed == 0:
         return 0

@@ -103,8 +103,11 @@ class Denoiser:
         if image.dtype not in (np.uint8, np.uint16) and image.dtype.kind != "f":
             raise InputError(f"unsupported dtype {image.dtype}; use uint8, uint16 or float")
         if image.dtype.kind == "f" and image.dtype != np.float32:
-            return self._call_array(image.astype(np.float32)).astype(image.dtype)
-        if image.ndim == 2:
+            out = self._call_array(image.astype(np.float32)).astype(image.dtype)
+            if out.ndim == 3 and out.shape[-1] in (2, 4):
+                out[..., -1] = image[..., -1]  # alpha untouched at full precision, not via float32
+            return out
+        if image.ndim == 2 and 0 not in image.shape:
             return self.denoise_pixels(image[..., None])[..., 0]
         if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4) or 0 in image.shape:
             raise InputError(f"expected an HxW or HxWxC image with C in 1..4, got shape {image.shape}")

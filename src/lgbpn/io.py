@@ -327,7 +327,7 @@ def write_image(path, image: Image) -> None:
 def _encode_png16(arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
     """Encode H x W x C uint16 (C = 1..4) as a 16-bit PNG; Pillow cannot write 16-bit colour."""
     height, width, channels = arr.shape
-    rows = arr.astype(">u2").view(np.uint8).reshape(height, -1)
+    rows = np.ascontiguousarray(arr, dtype=">u2").view(np.uint8).reshape(height, -1)  # any memory layout
     bpp = 2 * channels
     filtered = rows.copy()
     filtered[:, bpp:] -= rows[:, :-bpp]  # PNG "Sub" filter: much smaller files than no filter
@@ -357,6 +357,12 @@ def atomic_path(path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # mkdir's own wording ("File exists") misleads
+        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise ImageWriteError(f"{path}: cannot write ({blocker} is a file, not a folder)") from None
+    except OSError as e:
+        raise ImageWriteError(f"{path}: cannot write ({_reason(e)})") from e
+    try:
         # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask decide, like a normal create.
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as e:

@@ -7,6 +7,7 @@ metadata. Reference `.pth` checkpoints are pickles: they are only ever opened wi
 
 import json
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -14,7 +15,7 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from .errors import WeightsError
+from .errors import ConfigError, WeightsError
 from .io import atomic_write_bytes
 from .models.registry import build_model
 
@@ -39,13 +40,26 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
             return load_file(path), header.get("__metadata__", {}) or {}
         except (SafetensorError, OSError, ValueError) as exc:
             raise WeightsError(f"{path}: not a valid safetensors file ({_one_line(exc)})") from None
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path}: empty file (0 bytes)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it is about to refuse
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise WeightsError(f"{path}: refused, the pickle holds more than tensors ({_one_line(exc)})") from None
+        raise WeightsError(f"{path}: refused, the pickle holds more than tensors and could run code "
+                           f"({_refusal_reason(exc)}); only safetensors files and plain tensor checkpoints "
+                           "are loaded") from None
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise WeightsError(f"{path}: cannot read checkpoint ({_one_line(exc)})") from None
+        raise WeightsError(f"{path}: cannot read checkpoint ({_one_line(exc) or type(exc).__name__})") from None
     return _unwrap_checkpoint(obj, path), {}
+
+
+def _refusal_reason(exc: Exception) -> str:
+    """What the weights-only unpickler objected to, without torch's advice to turn the check off."""
+    paragraphs = [" ".join(p.split()) for p in str(exc).split("\n\n")]
+    useful = [p for p in paragraphs if p and not p.startswith(("Weights only load failed", "Check the documentation"))]
+    return (useful[0] if useful else "not a plain tensor checkpoint")[:200]
 
 
 def _unwrap_checkpoint(obj, path: Path) -> dict[str, torch.Tensor]:
@@ -95,7 +109,12 @@ def load_model(path: str | Path, arch: str | None = None, **overrides) -> nn.Mod
     """Build the right architecture for a weights file and load it (strictly)."""
     state, meta = read_weights(path)
     if "arch" in meta:
-        file_arch, config = meta["arch"], json.loads(meta.get("config", "{}"))
+        try:
+            file_arch, config = meta["arch"], json.loads(meta.get("config", "{}"))
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"{path}: damaged metadata (config is not JSON: {exc})") from None
+        if not isinstance(config, dict):
+            raise WeightsError(f"{path}: damaged metadata (config is not a mapping)")
         reference = False
     else:
         try:
@@ -105,7 +124,10 @@ def load_model(path: str | Path, arch: str | None = None, **overrides) -> nn.Mod
         reference = True
     if arch is not None and arch != file_arch and not (reference and arch.startswith(file_arch)):
         raise WeightsError(f"{path}: weights are for --arch {file_arch}, not {arch}")
-    model = build_model(file_arch if reference or arch is None else arch, **{**config, **overrides})
+    try:
+        model = build_model(file_arch if reference or arch is None else arch, **{**config, **overrides})
+    except ConfigError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
     if reference:
         state = to_our_names(model, state)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

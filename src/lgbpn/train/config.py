@@ -46,6 +46,16 @@ class TrainConfig:
             raise ConfigError(f"config: lr must be positive, got {self.lr!r}")
         if self.schedule not in ("step", "cosine"):
             raise ConfigError(f"config: schedule must be 'step' or 'cosine', got {self.schedule!r}")
+        for name in ("workers", "val_images", "val_crop", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"config: {name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.lr_gamma > 0:
+            raise ConfigError(f"config: lr_gamma must be positive, got {self.lr_gamma!r}")
+        if not isinstance(self.model, dict):
+            raise ConfigError(f"config: model must be a mapping of architecture settings, got {self.model!r}")
+        if (not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in self.betas)):
+            raise ConfigError(f"config: betas must be two numbers, e.g. [0.9, 0.999], got {self.betas!r}")
         self.betas = tuple(self.betas)
 
     def to_dict(self) -> dict:
@@ -75,12 +85,30 @@ def read_config_file(path: str | Path) -> dict:
 
 
 def make_config(file: str | Path | None = None, **overrides) -> TrainConfig:
-    """Defaults, then the file's values, then explicit overrides (None = not given)."""
+    """Defaults, then the file's values, then explicit overrides (None = not given).
+
+    The file's values are checked even where an override replaces them, and errors name the file.
+    """
     values = read_config_file(file) if file else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
     source = str(file) if file else "config"
+    _check_types(values, source)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    _check_types(overrides, "config")
+    values.update(overrides)
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _check_types(values: dict, source: str) -> None:
     for key, value in values.items():
         expected = TrainConfig.__dataclass_fields__[key].default
+        if isinstance(expected, float) and isinstance(value, str):
+            try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+                value = values[key] = float(value)
+            except ValueError:
+                pass
         if isinstance(expected, bool) and not isinstance(value, bool):
             raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
         if isinstance(expected, int) and not isinstance(expected, bool) and (isinstance(value, bool) or not isinstance(value, int)):
@@ -89,10 +117,6 @@ def make_config(file: str | Path | None = None, **overrides) -> TrainConfig:
             raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
         if isinstance(expected, str) and not isinstance(value, str):
             raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
-    try:
-        return TrainConfig(**values)
-    except TypeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

@@ -203,7 +203,10 @@ def train(
     step, loss_sum, loss_count, tick = start, 0.0, 0, time.perf_counter()
     t0, stopped_by = time.perf_counter(), None
 
+    saved = {"step": start if resume and checkpoint.exists() else None}
+
     def save():
+        saved["step"] = step
         if rank == 0:
             _save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, best)
             save_weights(model, out / "last.safetensors", step=step)
@@ -214,9 +217,9 @@ def train(
             loss = self_supervised_loss(net, x)
             if not torch.isfinite(loss):
                 bar.close()
-                raise TrainingDiverged(
-                    f"{out}: loss became {loss.item()} at step {step + 1}; stopped, last good checkpoint kept"
-                )
+                kept = (f"last good checkpoint {checkpoint} (step {saved['step']}) kept" if saved["step"] is not None
+                        else "no checkpoint had been saved yet")
+                raise TrainingDiverged(f"{out}: loss became {loss.item()} at step {step + 1}; stopped, {kept}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
