@@ -72,10 +72,12 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
                    f"checkpoint {summary['checkpoint']}")
 
 
-def _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, r3, seed, progress=False):
+def _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, r3, seed, progress=False, lowpass=True):
     from .denoiser import DEFAULT_MODEL, Denoiser
 
     options = dict(device=device, r3=r3, seed=seed, tile=tile, overlap=overlap, progress=progress)
+    if not lowpass:
+        options["lowpass_sigma"] = None
     if weights is not None and model_name is not None:
         raise click.UsageError("give either --weights or --model, not both")
     if weights is not None:
@@ -99,6 +101,8 @@ def _model_options(f):
         click.option("--overlap", type=int, help="Tile overlap in pixels (default 48)."),
         click.option("--no-r3", "no_r3", is_flag=True, help="Skip random-replacing refinement (about 5x faster)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the R3 replacement masks."),
+        click.option("--no-lowpass", "no_lowpass", is_flag=True,
+                     help="Keep the network's own low frequencies (skip the low-frequency correction)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -112,7 +116,7 @@ def _model_options(f):
 @_model_options
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists (resume a batch).")
 @click.option("--adapt", type=int, default=0, help="Fine-tune on the input images for N steps first (self-supervised).")
-def denoise(inputs, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, skip_existing, adapt):
+def denoise(inputs, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, skip_existing, adapt):
     """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA)."""
     from .batch import denoise_files, plan_outputs
 
@@ -121,7 +125,7 @@ def denoise(inputs, output, weights, model_name, arch, preset, device, tile, ove
     if adapt < 0:
         raise click.BadParameter(f"must be >= 0, got {adapt}", param_hint="--adapt")
     jobs = plan_outputs(list(inputs), output)
-    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed)
+    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass)
     code = denoise_files(denoiser, jobs, skip_existing=skip_existing, adapt_steps=adapt)
     sys.exit(code)
 
@@ -129,11 +133,11 @@ def denoise(inputs, output, weights, model_name, arch, preset, device, tile, ove
 @main.command()
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=Path("lgbpn-demo"), show_default=True)
 @_model_options
-def demo(output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed):
+def demo(output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass):
     """Denoise a built-in photo with realistic camera noise (no files needed) and score it."""
     from .demo import run_demo
 
-    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, progress=True)
+    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, progress=True, lowpass=not no_lowpass)
     run_demo(denoiser, output)
 
 
@@ -163,7 +167,7 @@ def models(show_arch):
 @click.option("--limit", type=int, callback=_positive, help="Score only the first N pairs.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write per-image and mean scores as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write per-image scores as CSV.")
-def eval_command(data, pred, clean, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, limit,
+def eval_command(data, pred, clean, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, limit,
                  json_path, csv_path):
     """PSNR/SSIM against clean references (uint8 rounding, data range 255, per-image mean)."""
     from .evaluate import evaluate_folders, evaluate_model, format_table, save_results
@@ -175,7 +179,7 @@ def eval_command(data, pred, clean, weights, model_name, arch, preset, device, t
             raise click.UsageError("--pred needs --clean")
         rows, info = evaluate_folders(pred, clean), {"pred": str(pred), "clean": str(clean)}
     else:
-        denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed)
+        denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass)
         rows = evaluate_model(denoiser, data, limit)
         info = {"data": str(data), "model": denoiser.model.arch_name, "r3": denoiser.r3,
                 "weights": str(weights) if weights else (model_name or "default")}
@@ -200,11 +204,11 @@ def plot(run_dir, output):
               help="SIDD: BenchmarkNoisyBlocksSrgb.mat; DND: the folder with info.mat and images_srgb/.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @_model_options
-def submit(benchmark, data, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed):
+def submit(benchmark, data, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass):
     """Write a SIDD (CSV + .mat) or DND (per-image .mat bundle) benchmark submission."""
     from .data.submit import denoise_dnd, denoise_sidd_benchmark
 
-    denoiser = _make_denoiser(weights, model_name, arch, preset or benchmark, device, tile, overlap, not no_r3, seed)
+    denoiser = _make_denoiser(weights, model_name, arch, preset or benchmark, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass)
     if benchmark == "sidd":
         paths = denoise_sidd_benchmark(data, denoiser, output)
         click.echo("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from .errors import InputError, WeightsError
+from .nn.lowpass import DEFAULT_SIGMA, restore_low_frequencies
 from .nn.r3 import R3_PASSES, R3_PROB
 from .scale import from_model_scale, to_model_scale
 from .tiling import denoise_tiled
@@ -50,7 +51,9 @@ class Denoiser:
         tile: int | None = None,
         overlap: int | None = None,
         progress: bool = False,
+        lowpass_sigma: float | None = DEFAULT_SIGMA,
     ):
+        self.lowpass_sigma = lowpass_sigma  # None: no low-frequency correction (the paper's output)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.r3, self.passes, self.prob, self.seed = r3, passes, prob, seed
@@ -76,6 +79,8 @@ class Denoiser:
                 self.model, x.to(self.device), r3=self.r3, passes=self.passes, prob=self.prob, seed=self.seed,
                 tile=self.tile, overlap=self.overlap, progress=self.progress,
             )
+            if self.lowpass_sigma:
+                out = restore_low_frequencies(out, x.to(self.device), self.lowpass_sigma)
         return out.cpu()
 
     def denoise_pixels(self, pixels: np.ndarray) -> np.ndarray:
