@@ -23,3 +23,12 @@ def shared_data() -> Path:
     if not DATA.exists():
         pytest.skip(f"{DATA} is absent: tests on real camera noise need ../shared/data")
     return DATA
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread: on a busy 2-core machine two threads spin against each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -26,12 +26,7 @@ GOOD_DTYPES = ["uint8", "uint16", "float16", "float32", "float64"]
 BAD_DTYPES = ["int8", "int32", "int64", "uint32", "bool", "complex64", "object"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
