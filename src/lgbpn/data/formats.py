@@ -35,7 +35,6 @@ import scipy.io
 from lgbpn.errors import DataError, ImageReadError
 from lgbpn.io import SUPPORTED_SUFFIXES, read_image
 
-IMAGE_SUFFIXES = SUPPORTED_SUFFIXES
 # noisy key -> (clean file, clean key); the benchmark set has no public ground truth.
 SIDD_BLOCK_KEYS = {
     "ValidationNoisyBlocksSrgb": ("ValidationGtBlocksSrgb.mat", "ValidationGtBlocksSrgb"),
@@ -208,7 +207,7 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES
+        if p.suffix.lower() in SUPPORTED_SUFFIXES
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )

@@ -18,7 +18,6 @@ from ..nn.masked_conv import MaskedConv2d, diamond_mask, even_grid_mask
 from ..nn.pd import pad_to_multiple, pd_batched, pd_batched_inverse, pd_tiled, pd_tiled_inverse
 from ..nn.transformer import DilatedTransformerBlock
 
-STAGES = ("train", "test", "refine")
 INPUT_MEAN, INPUT_STD = 110.0, 60.0  # typical 8-bit photo statistics, for `normalize=True`
 
 
