@@ -41,6 +41,9 @@ def test_png_rgb_to_file(tmp_path, weights):
     out3 = tmp_path / "nor3.png"
     run("denoise", src, "-o", out3, "--weights", weights, "--no-r3")
     assert not np.array_equal(read_image(out3).pixels, img.pixels)
+    out4 = tmp_path / "noblend.png"
+    run("denoise", src, "-o", out4, "--weights", weights, "--no-r3", "--no-blend")
+    assert not np.array_equal(read_image(out4).pixels, read_image(out3).pixels)
 
 
 def test_16bit_tiff_keeps_depth(tmp_path, weights):

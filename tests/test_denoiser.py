@@ -86,3 +86,20 @@ def test_shipped_models_load():
         assert d(noisy_image(40, 40)).shape == (40, 40, 3)
     with pytest.raises(WeightsError, match="no shipped model"):
         Denoiser.from_pretrained("no-such-model")
+
+
+def test_corrections_compose_on_the_network_output():
+    """Default = Wiener blend of the low-frequency-corrected output; both off = the network's own output."""
+    from lgbpn.nn.lowpass import restore_low_frequencies
+    from lgbpn.nn.wiener import residual_wiener_blend
+    from lgbpn.tiling import denoise_tiled
+
+    model = tiny_model()
+    x = torch.from_numpy(noisy_image(36, 44).astype(np.float32)).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        raw = denoise_tiled(model, x, r3=False)
+    plain = Denoiser(model, r3=False, lowpass_sigma=None, blend=False).denoise_batch(x)
+    torch.testing.assert_close(plain, raw)
+    default = Denoiser(model, r3=False).denoise_batch(x)
+    torch.testing.assert_close(default, residual_wiener_blend(restore_low_frequencies(raw, x), x))
+    assert not torch.allclose(default, restore_low_frequencies(raw, x))

@@ -72,10 +72,11 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
                    f"checkpoint {summary['checkpoint']}")
 
 
-def _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, r3, seed, progress=False, lowpass=True):
+def _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, r3, seed, progress=False, lowpass=True,
+                   blend=True):
     from .denoiser import DEFAULT_MODEL, Denoiser
 
-    options = dict(device=device, r3=r3, seed=seed, tile=tile, overlap=overlap, progress=progress)
+    options = dict(device=device, r3=r3, seed=seed, tile=tile, overlap=overlap, progress=progress, blend=blend)
     if not lowpass:
         options["lowpass_sigma"] = None
     if weights is not None and model_name is not None:
@@ -103,6 +104,8 @@ def _model_options(f):
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the R3 replacement masks."),
         click.option("--no-lowpass", "no_lowpass", is_flag=True,
                      help="Keep the network's own low frequencies (skip the low-frequency correction)."),
+        click.option("--no-blend", "no_blend", is_flag=True,
+                     help="Skip the residual Wiener blend that gives back detail the network smoothed away."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -116,7 +119,7 @@ def _model_options(f):
 @_model_options
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists (resume a batch).")
 @click.option("--adapt", type=int, default=0, help="Fine-tune on the input images for N steps first (self-supervised).")
-def denoise(inputs, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, skip_existing, adapt):
+def denoise(inputs, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, no_blend, skip_existing, adapt):
     """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA)."""
     from .batch import denoise_files, plan_outputs
 
@@ -125,7 +128,7 @@ def denoise(inputs, output, weights, model_name, arch, preset, device, tile, ove
     if adapt < 0:
         raise click.BadParameter(f"must be >= 0, got {adapt}", param_hint="--adapt")
     jobs = plan_outputs(list(inputs), output)
-    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass)
+    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass, blend=not no_blend)
     code = denoise_files(denoiser, jobs, skip_existing=skip_existing, adapt_steps=adapt)
     sys.exit(code)
 
@@ -133,11 +136,11 @@ def denoise(inputs, output, weights, model_name, arch, preset, device, tile, ove
 @main.command()
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=Path("lgbpn-demo"), show_default=True)
 @_model_options
-def demo(output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass):
+def demo(output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, no_blend):
     """Denoise a built-in photo with realistic camera noise (no files needed) and score it."""
     from .demo import run_demo
 
-    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, progress=True, lowpass=not no_lowpass)
+    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, progress=True, lowpass=not no_lowpass, blend=not no_blend)
     run_demo(denoiser, output)
 
 
@@ -167,7 +170,7 @@ def models(show_arch):
 @click.option("--limit", type=int, callback=_positive, help="Score only the first N pairs.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write per-image and mean scores as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write per-image scores as CSV.")
-def eval_command(data, pred, clean, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, limit,
+def eval_command(data, pred, clean, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, no_blend, limit,
                  json_path, csv_path):
     """PSNR/SSIM against clean references (uint8 rounding, data range 255, per-image mean)."""
     from .evaluate import evaluate_folders, evaluate_model, format_table, save_results
@@ -179,7 +182,7 @@ def eval_command(data, pred, clean, weights, model_name, arch, preset, device, t
             raise click.UsageError("--pred needs --clean")
         rows, info = evaluate_folders(pred, clean), {"pred": str(pred), "clean": str(clean)}
     else:
-        denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass)
+        denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass, blend=not no_blend)
         rows = evaluate_model(denoiser, data, limit)
         info = {"data": str(data), "model": denoiser.model.arch_name, "r3": denoiser.r3,
                 "weights": str(weights) if weights else (model_name or "default")}
@@ -204,11 +207,11 @@ def plot(run_dir, output):
               help="SIDD: BenchmarkNoisyBlocksSrgb.mat; DND: the folder with info.mat and images_srgb/.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @_model_options
-def submit(benchmark, data, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass):
+def submit(benchmark, data, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, no_blend):
     """Write a SIDD (CSV + .mat) or DND (per-image .mat bundle) benchmark submission."""
     from .data.submit import denoise_dnd, denoise_sidd_benchmark
 
-    denoiser = _make_denoiser(weights, model_name, arch, preset or benchmark, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass)
+    denoiser = _make_denoiser(weights, model_name, arch, preset or benchmark, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass, blend=not no_blend)
     if benchmark == "sidd":
         paths = denoise_sidd_benchmark(data, denoiser, output)
         click.echo("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -15,6 +15,7 @@ import torch.nn as nn
 from .errors import InputError, WeightsError
 from .nn.lowpass import DEFAULT_SIGMA, restore_low_frequencies
 from .nn.r3 import R3_PASSES, R3_PROB
+from .nn.wiener import residual_wiener_blend
 from .scale import from_model_scale, to_model_scale
 from .tiling import denoise_tiled
 from .weights import load_model
@@ -52,8 +53,11 @@ class Denoiser:
         overlap: int | None = None,
         progress: bool = False,
         lowpass_sigma: float | None = DEFAULT_SIGMA,
+        blend: bool = True,
     ):
-        self.lowpass_sigma = lowpass_sigma  # None: no low-frequency correction (the paper's output)
+        # Both corrections off gives the paper's output.
+        self.lowpass_sigma = lowpass_sigma  # None: no low-frequency correction
+        self.blend = blend  # residual Wiener blend with the input
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.r3, self.passes, self.prob, self.seed = r3, passes, prob, seed
@@ -81,6 +85,8 @@ class Denoiser:
             )
             if self.lowpass_sigma:
                 out = restore_low_frequencies(out, x.to(self.device), self.lowpass_sigma)
+            if self.blend:
+                out = residual_wiener_blend(out, x.to(self.device))
         return out.cpu()
 
     def denoise_pixels(self, pixels: np.ndarray) -> np.ndarray:

@@ -1,0 +1,46 @@
+"""Residual Wiener blend: give back the input wherever the network removed more than noise.
+
+A blind-spot network never sees the pixel it predicts, so where the image holds detail that the
+neighbours cannot predict (fine texture, light-noise photos) it smooths it away. The residual
+noisy - denoised is then noise plus lost signal. A local Wiener (Lee) filter on that residual,
+    out = denoised + w * (noisy - denoised),   w = max(0, 1 - noise_var / local_residual_energy),
+keeps w near 0 where the residual looks like noise and lets the input back where it carries more
+energy than noise. The noise variance is the median local residual energy over the flatter half of
+the image (by the local variance of the input), where the network is most likely right: no noise
+model and no clean data, spatially correlated noise included, and textures that the network
+smoothed away, even when they fill most of the photo, do not inflate it.
+"""
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_WINDOW = 9
+
+
+def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Box mean over window x window with reflect padding (sides of at least window // 2 + 1)."""
+    half = window // 2
+    padded = F.pad(x, (half, half, half, half), mode="reflect") if half else x
+    return F.avg_pool2d(padded, window, stride=1)
+
+
+def local_variance(x: torch.Tensor, window: int) -> torch.Tensor:
+    return (local_mean(x.square(), window) - local_mean(x, window).square()).clamp_min(0)
+
+
+def flat_area_median(values: torch.Tensor, activity: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 1, 1): per image, the median of `values` where `activity` is at most its median."""
+    medians = []
+    for value, act in zip(values.flatten(1), activity.flatten(1)):
+        medians.append(value[act <= act.median()].median())
+    return torch.stack(medians).view(-1, 1, 1, 1)
+
+
+def residual_wiener_blend(denoised: torch.Tensor, noisy: torch.Tensor, window: int = DEFAULT_WINDOW) -> torch.Tensor:
+    """(B, C, H, W) -> same; per image, a convex per-pixel blend of `denoised` and `noisy`."""
+    residual = noisy - denoised
+    window = max(min(window, 2 * (min(noisy.shape[-2:]) // 2) - 1), 1)  # reflect padding needs half < side
+    energy = local_mean(residual.square().mean(dim=1, keepdim=True), window)
+    noise_var = flat_area_median(energy, local_variance(noisy.mean(dim=1, keepdim=True), window))
+    weight = (1 - noise_var / energy.clamp_min(torch.finfo(energy.dtype).tiny)).clamp(0, 1)
+    return denoised + weight * residual

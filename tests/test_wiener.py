@@ -1,0 +1,46 @@
+"""The residual Wiener blend restores lost detail and keeps noise out where the network was right."""
+
+import torch
+
+from lgbpn.nn.lowpass import gaussian_blur
+from lgbpn.nn.wiener import residual_wiener_blend
+
+
+def scene(size=128):
+    """Flat grey left, a fine checkerboard (which a smoothing denoiser wipes out) on the right 60%."""
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    texture = 40.0 * (((xx // 2) + (yy // 2)) % 2 * 2 - 1)
+    return (120 + texture * (xx >= 2 * size // 5)).float().expand(1, 3, size, size)
+
+
+def test_blend_gives_texture_back_and_keeps_flat_areas_denoised():
+    # Texture covers most of the image: the noise level must come from the flat part only.
+    torch.manual_seed(0)
+    clean = scene()
+    noisy = clean + 5 * torch.randn_like(clean)
+    smoothed = gaussian_blur(noisy, 2.0)  # an over-smoothing "denoiser": flat area fine, texture gone
+    out = residual_wiener_blend(smoothed, noisy)
+    flat, textured = (slice(None), slice(None), slice(8, -8), slice(8, 44)), (..., slice(8, -8), slice(60, -8))
+    err = lambda x, region: (x - clean)[region].square().mean()  # noqa: E731
+    assert err(out, textured) < 0.1 * err(smoothed, textured)  # texture restored from the input
+    assert err(out, textured) < 1.2 * err(noisy, textured)
+    assert err(out, flat) < 0.5 * err(noisy, flat)  # flat area stays denoised
+
+
+def test_blend_is_a_per_pixel_convex_combination():
+    torch.manual_seed(1)
+    noisy = 255 * torch.rand(2, 3, 40, 33)
+    denoised = gaussian_blur(noisy, 1.5)
+    out = residual_wiener_blend(denoised, noisy)
+    low, high = torch.minimum(noisy, denoised), torch.maximum(noisy, denoised)
+    assert torch.all(out >= low - 1e-4) and torch.all(out <= high + 1e-4)
+    assert not torch.allclose(out, denoised) and not torch.allclose(out, noisy)
+    torch.testing.assert_close(residual_wiener_blend(noisy, noisy), noisy)  # nothing removed: nothing to add
+
+
+def test_blend_handles_tiny_images_and_batches_independently():
+    torch.manual_seed(2)
+    a = 255 * torch.rand(1, 3, 3, 5)
+    b = 255 * torch.rand(1, 3, 3, 5)
+    both = residual_wiener_blend(torch.cat([a, b]) * 0.9, torch.cat([a, b]))
+    torch.testing.assert_close(both[1:], residual_wiener_blend(b * 0.9, b))  # own noise level per image
