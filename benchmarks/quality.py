@@ -19,6 +19,7 @@ import torch
 
 from lgbpn.data.formats import discover
 from lgbpn.denoiser import Denoiser
+from lgbpn.nn.lowpass import DEFAULT_SIGMA
 from lgbpn.io import atomic_write_bytes
 from lgbpn.metrics import psnr, ssim
 
@@ -45,9 +46,11 @@ def classical(name: str):
 
 
 def ours(spec: str, noisy_paths: list[Path]):
-    """`model[+r3][+adapt]`: a shipped model, with R3 and/or adaptation on the subset's noisy images."""
+    """`model[+r3][+adapt][+noblend][+nolowpass]`: a shipped model, with R3 and/or adaptation on the
+    subset's noisy images, without the Wiener blend and/or the low-frequency correction."""
     model, *flags = spec.split("+")
-    denoiser = Denoiser.from_pretrained(model, r3="r3" in flags)
+    denoiser = Denoiser.from_pretrained(model, r3="r3" in flags, blend="noblend" not in flags,
+                                        lowpass_sigma=None if "nolowpass" in flags else DEFAULT_SIGMA)
     if "adapt" in flags:
         from lgbpn.adapt import adapt_to_images
 
@@ -64,11 +67,14 @@ def main():
     parser.add_argument("--methods", required=True)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/quality.json"))
     parser.add_argument("--subsets", default="sidd,polyu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, help="Only the first N images of each subset (slow methods); "
+                        "the rows are stored as METHOD@N")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
     for subset in args.subsets.split(","):
-        samples = [s for s in discover(DATA / SUBSETS[subset]) if s.clean is not None]
+        samples = [s for s in discover(DATA / SUBSETS[subset]) if s.clean is not None][:args.limit]
         for method in args.methods.split(","):
             t0 = time.perf_counter()
             if method in ("nlm", "bm3d"):
@@ -84,8 +90,9 @@ def main():
                 rows.append(dict(image=s.name, psnr=psnr(out, clean), ssim=ssim(out, clean)))
             entry = dict(psnr=float(np.mean([r["psnr"] for r in rows])), ssim=float(np.mean([r["ssim"] for r in rows])),
                          seconds=time.perf_counter() - t0, images=rows)
-            results.setdefault(subset, {})[method] = entry
-            print(f"{subset:6s} {method:22s} PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}  ({entry['seconds']:.0f} s)",
+            key = f"{method}@{args.limit}" if args.limit else method
+            results.setdefault(subset, {})[key] = entry
+            print(f"{subset:6s} {key:22s} PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}  ({entry['seconds']:.0f} s)",
                   flush=True)
             args.json.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
