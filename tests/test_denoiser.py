@@ -103,3 +103,15 @@ def test_corrections_compose_on_the_network_output():
     default = Denoiser(model, r3=False).denoise_batch(x)
     torch.testing.assert_close(default, residual_wiener_blend(restore_low_frequencies(raw, x), x))
     assert not torch.allclose(default, restore_low_frequencies(raw, x))
+
+
+def test_a_model_still_trains_after_denoising():
+    """Validation and --adapt train the same model that inference (channels-last, inference mode) ran."""
+    from lgbpn.train.trainer import self_supervised_loss
+
+    model = tiny_model()
+    Denoiser(model, r3=True)(noisy_image(40, 40))
+    model.train()
+    x = torch.from_numpy(noisy_image(40, 40).astype(np.float32)).permute(2, 0, 1)[None]
+    self_supervised_loss(model, x).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

@@ -62,8 +62,9 @@ def denoise_r3(
     h, w = x.shape[-2:]
     # NHWC weights and inputs let oneDNN vectorise the depthwise convs over channels (lgbpn-s
     # ~1.3x, LG-BPN ~1.2x faster on CPU, same values to round-off); converting is a no-op after
-    # the first call.
-    model.to(memory_format=torch.channels_last)
+    # the first call, and done outside inference mode so the model can still be trained after.
+    with torch.inference_mode(False):
+        model.to(memory_format=torch.channels_last)
     xp = model.pad_for_inference(x)
     base = model(channels_last(xp), stage="test")
     if masks is None:
