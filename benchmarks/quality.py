@@ -62,9 +62,31 @@ def ours(spec: str, noisy_paths: list[Path]):
 ADAPT_STEPS = 30
 
 
+def markdown_table(results: dict) -> str:
+    """Methods x subsets: PSNR / SSIM, and on how many images the method is below the noisy input."""
+    subsets = list(results)
+    methods = list(dict.fromkeys(m for subset in subsets for m in results[subset]))
+    lines = ["| method | " + " | ".join(f"{s} PSNR / SSIM (below noisy)" for s in subsets) + " |",
+             "|---" * (len(subsets) + 1) + "|"]
+    for method in methods:
+        cells = []
+        for subset in subsets:
+            entry = results[subset].get(method)
+            if entry is None:
+                cells.append("not run")
+                continue
+            noisy = {r["image"]: r["psnr"] for r in results[subset]["noisy"]["images"]}
+            below = sum(r["psnr"] < noisy[r["image"]] for r in entry["images"])
+            cells.append(f"{entry['psnr']:.2f} / {entry['ssim']:.3f} ({below}/{len(entry['images'])})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--methods", required=True)
+    parser.add_argument("--methods", help="Comma-separated methods to run (see the module docstring)")
+    parser.add_argument("--table", action="store_true", help="Print the JSON's results as a markdown table")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[], help="Merge these result JSONs into --json")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/quality.json"))
     parser.add_argument("--subsets", default="sidd,polyu")
     parser.add_argument("--threads", type=int, default=2)
@@ -73,6 +95,14 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
+    for other in args.merge:
+        for subset, methods in json.loads(other.read_text()).items():
+            results.setdefault(subset, {}).update(methods)
+        atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
+    if args.table:
+        print(markdown_table(results))
+    if not args.methods:
+        return
     for subset in args.subsets.split(","):
         samples = [s for s in discover(DATA / SUBSETS[subset]) if s.clean is not None][:args.limit]
         for method in args.methods.split(","):

@@ -125,3 +125,16 @@ def test_console_script_entry_point(tmp_path, weights):
     assert out.exists()
     bad = subprocess.run([*cmd[:4], str(tmp_path / "missing.png"), "-o", str(out)], capture_output=True, text=True)
     assert bad.returncode == 1 and "missing.png" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_models_lists_every_shipped_model_with_its_card_headline():
+    from lgbpn.denoiser import DEFAULT_MODEL, pretrained_names
+
+    names = pretrained_names()
+    if not names:
+        pytest.skip("no shipped weights in this checkout")
+    lines = run("models").output.splitlines()
+    for name in names:
+        line = next(line for line in lines if line.split()[0] == name)
+        assert " dB" in line, f"{name}: its card has no headline score"
+    assert "(default)" in next(line for line in lines if line.split()[0] == DEFAULT_MODEL)
