@@ -106,7 +106,7 @@ def test_corrections_compose_on_the_network_output():
 
 
 def test_a_model_still_trains_after_denoising():
-    """Validation and --adapt train the same model that inference (channels-last, inference mode) ran."""
+    """--adapt trains the model that inference prepared (channels-last) and ran in inference mode."""
     from lgbpn.train.trainer import self_supervised_loss
 
     model = tiny_model()

@@ -35,7 +35,7 @@ from . import reference_path, tiling
 from .io import atomic_write_bytes
 from .models import ARCHITECTURES, build_model
 from .reference_path import reference_test_path
-from .tiling import denoise_tiled, plan_tiles
+from .tiling import denoise_tiled, plan_tiles, prepare_for_inference
 from .train.config import TrainConfig
 
 MODELS = ("lgbpn", "lgbpn-s", "apbsn")
@@ -150,13 +150,14 @@ def _infer(case: Case, device) -> dict:
     if case.path == "reference":
         fn = lambda: _reference(model, x)  # noqa: E731
     else:
+        prepare_for_inference(model, device)
         fn = lambda: denoise_tiled(model, x, r3=case.r3, progress=case.progress)  # noqa: E731
     seconds, runs, out = _timed(fn, case, device)
     return {"seconds": seconds, "runs": runs, "output": out.cpu() if case.keep_output else None}
 
 
 def _r3_ratio(case: Case, device) -> dict:
-    model, x = _model(case.model, device), _image(case, device)
+    model, x = prepare_for_inference(_model(case.model, device), device), _image(case, device)
     one_tile = max(case.height, case.width) + model.alignment()
     off, _, _ = _timed(lambda: denoise_tiled(model, x, r3=False, tile=one_tile), case, device)
     on, _, _ = _timed(lambda: denoise_tiled(model, x, r3=True, tile=one_tile), case, device)
@@ -536,7 +537,7 @@ def profile_test_pass(device: str = "cpu", size: int = 256, threads: int | None 
     from torch.profiler import ProfilerActivity, profile
 
     torch.set_num_threads(threads or torch.get_num_threads())
-    net = _model(model, device)
+    net = prepare_for_inference(_model(model, device), device)
     x = _image(Case("infer", height=size, width=size), device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
     with torch.inference_mode():

@@ -17,7 +17,7 @@ from .nn.lowpass import DEFAULT_SIGMA, restore_low_frequencies
 from .nn.r3 import R3_PASSES, R3_PROB
 from .nn.wiener import residual_wiener_blend
 from .scale import from_model_scale, to_model_scale
-from .tiling import denoise_tiled
+from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
 
 DEFAULT_MODEL = "lgbpn-s"
@@ -59,7 +59,7 @@ class Denoiser:
         self.lowpass_sigma = lowpass_sigma  # None: no low-frequency correction
         self.blend = blend  # residual Wiener blend with the input
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.model = prepare_for_inference(model, self.device)
         self.r3, self.passes, self.prob, self.seed = r3, passes, prob, seed
         self.tile, self.overlap, self.progress = tile, overlap, progress
         self.channels = model.arch_config.get("in_ch", 3)

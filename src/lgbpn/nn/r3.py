@@ -45,10 +45,6 @@ def r3_masks(
     return torch.from_numpy(key < threshold)
 
 
-def channels_last(x: torch.Tensor) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last)
-
-
 def denoise_r3(
     model: nn.Module,
     x: torch.Tensor,
@@ -60,20 +56,15 @@ def denoise_r3(
     `masks` has shape (passes, *padded x shape) where padded = model.pad_for_inference(x).
     """
     h, w = x.shape[-2:]
-    # NHWC weights and inputs let oneDNN vectorise the depthwise convs over channels (lgbpn-s
-    # ~1.3x, LG-BPN ~1.2x faster on CPU, same values to round-off); converting is a no-op after
-    # the first call, and done outside inference mode so the model can still be trained after.
-    with torch.inference_mode(False):
-        model.to(memory_format=torch.channels_last)
     xp = model.pad_for_inference(x)
-    base = model(channels_last(xp), stage="test")
+    base = model(xp, stage="test")
     if masks is None:
         return base[..., :h, :w]
     masks = masks.to(x.device)
     total = torch.zeros_like(base)
     for chunk in masks.split(pass_batch):
         mixed = torch.where(chunk, xp, base).flatten(0, 1)
-        out = model(channels_last(F.pad(mixed, (R3_PAD,) * 4, mode="reflect")), stage="refine")
+        out = model(F.pad(mixed, (R3_PAD,) * 4, mode="reflect"), stage="refine")
         out = out[..., R3_PAD:-R3_PAD, R3_PAD:-R3_PAD]
         total += out.unflatten(0, chunk.shape[:2]).sum(0)
     return (total / len(masks))[..., :h, :w]
