@@ -1,7 +1,9 @@
 """Quality table for issue 4: PSNR/SSIM on ../shared/data, per subset, for classical and our methods.
 
     python benchmarks/quality.py --methods noisy,nlm,bm3d --json benchmarks/results/quality.json
-    python benchmarks/quality.py --methods lgbpn-s,lgbpn-s+r3,lgbpn-s+r3+adapt --json ...
+    python benchmarks/quality.py --methods lgbpn-s,lgbpn-s+r3,lgbpn-s+adapt,apbsn-s,lgbpn-s+noblend
+    python benchmarks/quality.py --methods noisy,lgbpn-s+r3 --subsets polyu --limit 10 --threads 1
+    python benchmarks/quality.py --table                  # the README's table from the JSON
 
 Each method's rows are merged into the JSON (so methods can be run at different times). Metric
 conventions as `lgbpn eval` (uint8 rounding, data range 255, skimage SSIM on RGB, per-image mean).
