@@ -14,14 +14,15 @@ smoothed away, even when they fill most of the photo, do not inflate it.
 import torch
 import torch.nn.functional as F
 
+from .pd import pad_reflect_any
+
 DEFAULT_WINDOW = 9
 
 
 def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Box mean over window x window with reflect padding (sides of at least window // 2 + 1)."""
+    """Box mean over window x window (odd) with reflect padding, on any image size."""
     half = window // 2
-    padded = F.pad(x, (half, half, half, half), mode="reflect") if half else x
-    return F.avg_pool2d(padded, window, stride=1)
+    return F.avg_pool2d(pad_reflect_any(x, half, half, half, half), window, stride=1)
 
 
 def local_variance(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -39,7 +40,6 @@ def flat_area_median(values: torch.Tensor, activity: torch.Tensor) -> torch.Tens
 def residual_wiener_blend(denoised: torch.Tensor, noisy: torch.Tensor, window: int = DEFAULT_WINDOW) -> torch.Tensor:
     """(B, C, H, W) -> same; per image, a convex per-pixel blend of `denoised` and `noisy`."""
     residual = noisy - denoised
-    window = max(min(window, 2 * (min(noisy.shape[-2:]) // 2) - 1), 1)  # reflect padding needs half < side
     energy = local_mean(residual.square().mean(dim=1, keepdim=True), window)
     noise_var = flat_area_median(energy, local_variance(noisy.mean(dim=1, keepdim=True), window))
     weight = (1 - noise_var / energy.clamp_min(torch.finfo(energy.dtype).tiny)).clamp(0, 1)
