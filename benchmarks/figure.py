@@ -21,7 +21,7 @@ REGION, SHOW, ZOOM = 256, 128, 2
 ROWS = (("sidd", 0), ("polyu", 3))  # (subset, image index): a flat-and-detail scene from each
 
 
-def _methods(subset: str) -> dict:
+def _methods() -> dict:
     methods = {"noisy": lambda x: x, "non-local means": classical("nlm")}
     try:
         import bm3d  # noqa: F401
@@ -49,7 +49,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/comparison.png"))
     args = parser.parse_args()
-    gap, rows = 4, []
+    gap, rows, methods = 4, [], _methods()
     for subset, index in ROWS:
         sample = [s for s in discover(DATA / SUBSETS[subset]) if s.clean is not None][index]
         noisy, clean = sample.noisy(), sample.clean()
@@ -57,7 +57,7 @@ def main():
         noisy = np.ascontiguousarray(noisy[y0 : y0 + REGION, x0 : x0 + REGION])
         clean = np.ascontiguousarray(clean[y0 : y0 + REGION, x0 : x0 + REGION])
         tiles = []
-        for name, fn in _methods(subset).items():
+        for name, fn in methods.items():
             out = to_uint8(fn(noisy))
             tiles.append(_tile(out, f"{name} {psnr(out, clean):.2f} dB"))
             print(f"{sample.name}: {name} {psnr(out, clean):.2f} dB", flush=True)

@@ -21,9 +21,9 @@ import torch
 
 from lgbpn.data.formats import discover
 from lgbpn.denoiser import Denoiser
-from lgbpn.nn.lowpass import DEFAULT_SIGMA
 from lgbpn.io import atomic_write_bytes
 from lgbpn.metrics import psnr, ssim
+from lgbpn.nn.lowpass import DEFAULT_SIGMA
 
 SUBSETS = {"sidd": "sidd_samples", "polyu": "polyu"}
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

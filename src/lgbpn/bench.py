@@ -333,7 +333,8 @@ def run_benchmark(
         log(f"  {case.describe()}: {time.perf_counter() - start:.1f} s, {outcome}")
         return result
 
-    matmul = measure(Case("matmul", repeats=3 if quick else 5))
+    matmul_case = Case("matmul", repeats=3 if quick else 5)
+    matmul = measure(matmul_case)
     if "error" in matmul:  # then every case would fail the same way
         raise RuntimeError(f"benchmark worker process failed: {matmul['error']}")
     machine = dict(cpu=_cpu_model(), threads=threads, cores=os.cpu_count(), torch=torch.__version__,
@@ -390,7 +391,7 @@ def run_benchmark(
 
     # A shared machine's matmul rate drifts over a run: the higher of two measurements is the
     # conservative reference for efficiency.
-    machine["matmul_gflops"] = max(matmul["gflops"], measure(Case("matmul", repeats=3 if quick else 5)).get("gflops", 0.0))
+    machine["matmul_gflops"] = max(matmul["gflops"], measure(matmul_case).get("gflops", 0.0))
     for row in rows:
         row["efficiency"] = (row["macs_per_pixel"] * row["pixels"] * 2 / row["seconds"] / (machine["matmul_gflops"] * 1e9)
                              if row["seconds"] else None)

@@ -78,15 +78,16 @@ class Denoiser:
 
     def denoise_batch(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) float on the 0..255 scale -> same."""
+        x = x.to(self.device)
         with torch.inference_mode():
             out = denoise_tiled(
-                self.model, x.to(self.device), r3=self.r3, passes=self.passes, prob=self.prob, seed=self.seed,
+                self.model, x, r3=self.r3, passes=self.passes, prob=self.prob, seed=self.seed,
                 tile=self.tile, overlap=self.overlap, progress=self.progress,
             )
             if self.lowpass_sigma:
-                out = restore_low_frequencies(out, x.to(self.device), self.lowpass_sigma)
+                out = restore_low_frequencies(out, x, self.lowpass_sigma)
             if self.blend:
-                out = residual_wiener_blend(out, x.to(self.device))
+                out = residual_wiener_blend(out, x)
         return out.cpu()
 
     def denoise_pixels(self, pixels: np.ndarray) -> np.ndarray:
