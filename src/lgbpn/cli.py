@@ -1,5 +1,6 @@
 """`lgbpn` command line: denoise, train, eval, plot, demo, models, bench, submit."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -24,6 +25,8 @@ class _Main(click.Group):
 @click.version_option(package_name="lgbpn")
 def main():
     """Self-supervised real-world image denoising (LG-BPN, AP-BSN)."""
+    # Library modules report through logging; the command line shows their messages on stderr.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
 
 def _positive(ctx, param, value):
@@ -36,7 +39,9 @@ def _positive(ctx, param, value):
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Folder (or SIDD .mat) of noisy training images; repeat for several.")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder for checkpoints and logs.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML or TOML file of training settings.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="YAML or TOML file of training settings, or a shipped recipe name (lgbpn-s, apbsn-s). "
+                   "Default: lgbpn-s on a CPU, the paper's recipe on a GPU.")
 @click.option("--arch", help="Architecture (see `lgbpn models --arch`).")
 @click.option("--preset", type=click.Choice(["sidd", "dnd"]), help="PD factors / test ratios preset.")
 @click.option("--steps", type=int, callback=_positive)
@@ -51,19 +56,26 @@ def _positive(ctx, param, value):
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @click.option("--seed", type=int)
 @click.option("--threads", type=int, callback=_positive, help="CPU threads (default: torch's choice).")
-def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, init, resume, seed, threads):
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+              help="auto (default): bf16 where the device has native bf16 units (AMX, AVX512-BF16, recent GPUs), else fp32.")
+def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, init, resume, seed, threads,
+          precision):
     """Train a denoiser on your own noisy images (no clean images needed)."""
     import torch
 
-    from .train.config import make_config, read_config_file
+    from .train.config import default_recipe, make_config
     from .train.trainer import train as run_training
 
     if threads:
         torch.set_num_threads(threads)
     if resume and config_file is None and (out / "config.yaml").exists():
         config_file = out / "config.yaml"
+    if config_file is None and arch is None:
+        config_file, why = default_recipe("cuda" if torch.cuda.is_available() else "cpu")
+        click.echo(f"recipe: {config_file.stem if config_file else 'the paper (lgbpn)'}; {why}. "
+                   "Choose another with --config or --arch.", err=True)
     config = make_config(config_file, arch=arch, preset=preset, steps=steps, crop=crop, batch=batch, lr=lr,
-                         workers=workers, val_every=val_every, seed=seed)
+                         workers=workers, val_every=val_every, seed=seed, precision=precision)
     summary = run_training(list(data), out, config, val=list(val) or None, init=init, resume=resume)
     if summary["stopped_by"]:
         click.echo(f"stopped by {summary['stopped_by']} at step {summary['step']}; resume with --resume", err=True)

@@ -13,9 +13,9 @@ import torch
 import torch.nn as nn
 
 from .errors import InputError, WeightsError
-from .nn.lowpass import DEFAULT_SIGMA, restore_low_frequencies
+from .corrections import apply_corrections
+from .nn.lowpass import DEFAULT_SIGMA
 from .nn.r3 import R3_PASSES, R3_PROB
-from .nn.wiener import residual_wiener_blend
 from .scale import from_model_scale, to_model_scale
 from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
@@ -84,10 +84,7 @@ class Denoiser:
                 self.model, x, r3=self.r3, passes=self.passes, prob=self.prob, seed=self.seed,
                 tile=self.tile, overlap=self.overlap, progress=self.progress,
             )
-            if self.lowpass_sigma:
-                out = restore_low_frequencies(out, x, self.lowpass_sigma)
-            if self.blend:
-                out = residual_wiener_blend(out, x)
+            out = apply_corrections(out, x, self.lowpass_sigma, self.blend)
         return out.cpu()
 
     def denoise_pixels(self, pixels: np.ndarray) -> np.ndarray:

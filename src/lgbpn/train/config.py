@@ -3,13 +3,14 @@
 import dataclasses
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from ..io import atomic_write_bytes
-
 from ..errors import ConfigError
+from ..io import atomic_write_bytes
+from ..precision import PRECISIONS
 
 
 @dataclass
@@ -36,6 +37,11 @@ class TrainConfig:
     val_crop: int = 256  # centre crop of each validation image; 0 = whole image
     val_r3: bool = False  # R3 in validation (8x the cost)
     grad_clip: float = 0.0  # 0 = off
+    # Ours, off in the reference recipe: linear lr warm-up, an exponential moving average of the
+    # weights (validated, and saved as the run's weights), and the arithmetic precision.
+    warmup_steps: int = 0
+    ema_decay: float = 0.0  # 0 = no EMA; e.g. 0.999
+    precision: str = "auto"  # auto: bf16 where the device has native bf16 units, else fp32
 
     def __post_init__(self):
         for name in ("steps", "crop", "batch", "log_every", "checkpoint_every", "val_every", "lr_step"):
@@ -46,11 +52,15 @@ class TrainConfig:
             raise ConfigError(f"config: lr must be positive, got {self.lr!r}")
         if self.schedule not in ("step", "cosine"):
             raise ConfigError(f"config: schedule must be 'step' or 'cosine', got {self.schedule!r}")
-        for name in ("workers", "val_images", "val_crop", "grad_clip"):
+        for name in ("workers", "val_images", "val_crop", "grad_clip", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"config: {name} must be >= 0, got {getattr(self, name)!r}")
         if not self.lr_gamma > 0:
             raise ConfigError(f"config: lr_gamma must be positive, got {self.lr_gamma!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"config: ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"config: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.model, dict):
             raise ConfigError(f"config: model must be a mapping of architecture settings, got {self.model!r}")
         if (not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2
@@ -68,8 +78,36 @@ def _types() -> dict[str, type]:
     return {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 
 
+def recipes_dir() -> Path:
+    return Path(str(resources.files("lgbpn") / "recipes"))
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A config file's path, or the shipped recipe of that name (e.g. 'lgbpn-s')."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix:
+        return path
+    shipped = recipes_dir() / f"{name_or_path}.yaml"
+    if shipped.exists():
+        return shipped
+    raise ConfigError(f"--config {name_or_path}: neither a file nor a shipped recipe ({', '.join(recipe_names())})")
+
+
+def default_recipe(device_type: str) -> tuple[Path | None, str]:
+    """The recipe `lgbpn train` uses without --config or --arch, and why."""
+    if device_type == "cuda":
+        return None, "a GPU is available: the paper's recipe (full LG-BPN, 76,500 steps)"
+    return (recipes_dir() / "lgbpn-s.yaml",
+            "no GPU: the paper's full LG-BPN would take weeks on a CPU, so the slim lgbpn-s recipe "
+            "(the shipped default model's)")
+
+
 def read_config_file(path: str | Path) -> dict:
-    path = Path(path)
+    path = resolve_config_path(path)
     try:
         text = path.read_text()
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)

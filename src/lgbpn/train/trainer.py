@@ -6,6 +6,7 @@ exactly (model, optimizer, schedule, step) is checkpointed atomically; SIGINT/SI
 """
 
 import csv
+import logging
 import math
 import os
 import signal
@@ -16,23 +17,30 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..corrections import apply_corrections
 from ..data.crops import NoisyCrops, StepSampler
 from ..data.formats import Sample, discover
 from ..errors import ConfigError, LgbpnError
 from ..io import atomic_path
 from ..metrics import psnr, ssim
 from ..models.registry import build_model
+from ..precision import autocast, resolve_precision
 from ..scale import to_model_scale
 from ..tiling import denoise_tiled
 from ..weights import load_model, save_weights
 from .config import TrainConfig, save_config
 
-LOG_FIELDS = ["step", "loss", "lr", "crops_per_s", "val_psnr", "val_ssim", "seconds"]
+# val_psnr / val_ssim: the network's own output (the headline); val_psnr_corrected: with our two
+# output corrections (the default output of `lgbpn denoise`).
+LOG_FIELDS = ["step", "loss", "lr", "crops_per_s", "val_psnr", "val_ssim", "val_psnr_corrected", "seconds"]
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(LgbpnError):
@@ -57,9 +65,26 @@ def _dist_setup() -> tuple[int, int, torch.device]:
 
 
 def _lr_factor(config: TrainConfig):
-    if config.schedule == "cosine":
-        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
-    return lambda step: config.lr_gamma ** (step // config.lr_step)
+    def factor(step: int) -> float:
+        if config.schedule == "cosine":
+            decay = 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps))
+        else:
+            decay = config.lr_gamma ** (step // config.lr_step)
+        warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+        return decay * warmup
+
+    return factor
+
+
+def _ema(model: nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of `model`'s weights, its decay ramped up over the first steps
+    ((1 + n) / (10 + n)) so that early averages are not dominated by the random initial weights."""
+
+    def average(ema_param, param, n_averaged):
+        ramp = min(decay, float((1 + n_averaged) / (10 + n_averaged)))
+        return ema_param + (param - ema_param) * (1 - ramp)
+
+    return AveragedModel(model, avg_fn=average, use_buffers=False)
 
 
 @contextmanager
@@ -90,11 +115,18 @@ def collect_samples(paths: list[Path]) -> list[Sample]:
     return samples
 
 
-def validate(model, samples: list[Sample], config: TrainConfig, device) -> tuple[float, float]:
-    """Mean PSNR/SSIM of the model (test mode) on the samples' clean references."""
+def validation_subset(samples: list[Sample], count: int) -> list[Sample]:
+    """`count` samples evenly spaced over the list, so that every data set in it is represented."""
+    if count >= len(samples):
+        return samples
+    return [samples[i] for i in np.linspace(0, len(samples) - 1, count).round().astype(int)]
+
+
+def validate(model, samples: list[Sample], config: TrainConfig, device) -> dict[str, float]:
+    """Mean PSNR/SSIM of the network's own output (test mode), and PSNR with the output corrections."""
     scores = []
     model.eval()
-    for sample in samples[: config.val_images]:
+    for sample in samples:
         noisy, clean = sample.noisy(), sample.clean()
         if noisy.ndim == 2:
             noisy, clean = noisy[..., None], clean[..., None]
@@ -104,19 +136,23 @@ def validate(model, samples: list[Sample], config: TrainConfig, device) -> tuple
             noisy = noisy[y : y + config.val_crop, x : x + config.val_crop]
             clean = clean[y : y + config.val_crop, x : x + config.val_crop]
         x_in = torch.from_numpy(to_model_scale(noisy).transpose(2, 0, 1).copy())[None].to(device)
-        out = denoise_tiled(model, x_in, r3=config.val_r3, seed=config.seed)[0].cpu().numpy().transpose(1, 2, 0)
+        out = denoise_tiled(model, x_in, r3=config.val_r3, seed=config.seed)
+        corrected = apply_corrections(out, x_in)
+        out, corrected = (t[0].cpu().numpy().transpose(1, 2, 0) for t in (out, corrected))
         clean = to_model_scale(clean)
-        scores.append((psnr(out, clean), ssim(out, clean)))
+        scores.append((psnr(out, clean), ssim(out, clean), psnr(corrected, clean)))
     model.train()
-    return tuple(float(np.mean(s)) for s in zip(*scores)) if scores else (float("nan"), float("nan"))
+    means = [float(np.mean(s)) for s in zip(*scores)] if scores else [float("nan")] * 3
+    return dict(zip(("val_psnr", "val_ssim", "val_psnr_corrected"), means))
 
 
-def _save_checkpoint(path: Path, model, optimizer, scheduler, step: int, config: TrainConfig, best: float) -> None:
+def _save_checkpoint(path: Path, model, ema, optimizer, scheduler, step: int, config: TrainConfig, best: float) -> None:
     with atomic_path(path) as tmp:
         torch.save(
             {
                 "step": step,
                 "model": model.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "config": config.to_dict(),
@@ -168,19 +204,28 @@ def train(
 
     samples = collect_samples(data)
     val_samples = [s for s in (collect_samples(val) if val else samples) if s.clean is not None]
+    val_samples = validation_subset(val_samples, config.val_images)
+    precision = resolve_precision(config.precision, device)
 
     torch.manual_seed(config.seed)  # same initial weights on every rank
     if init:
         model = load_model(init, arch=config.arch, preset=config.preset)
     else:
         model = build_model(config.arch, preset=config.preset, **config.model)
-    model.to(device).train()
+    # Channels-last (NHWC) from the first step, resumed runs included (so a resume stays bit-exact):
+    # oneDNN then vectorises the depthwise convs over channels (lgbpn-s step 1.2x faster on CPU).
+    model.to(device, memory_format=torch.channels_last).train()
+    ema = _ema(model, config.ema_decay) if config.ema_decay else None
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
     start, best = 0, -math.inf
     if resume and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
+        if ema is not None:
+            if state.get("ema") is None:
+                raise ConfigError(f"{checkpoint}: holds no weight average; this config asks for ema_decay {config.ema_decay}")
+            ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, best = state["step"], state["best_psnr"]
@@ -205,16 +250,24 @@ def train(
 
     saved = {"step": start if resume and checkpoint.exists() else None}
 
+    shipped = ema.module if ema is not None else model  # the weights validated and saved for use
+    if rank == 0:
+        log.info("%s: %s, %d steps of batch %d (%dx%d crops), precision %s (%s), %d training images, %d for validation",
+                 out, config.arch, config.steps, config.batch, config.crop, config.crop, precision,
+                 "asked" if config.precision != "auto" else "chosen for this device",
+                 len(samples), len(val_samples))
+
     def save():
         saved["step"] = step
         if rank == 0:
-            _save_checkpoint(checkpoint, model, optimizer, scheduler, step, config, best)
-            save_weights(model, out / "last.safetensors", step=step)
+            _save_checkpoint(checkpoint, model, ema, optimizer, scheduler, step, config, best)
+            save_weights(shipped, out / "last.safetensors", step=step)
 
     with _stop_on_signals() as stop:
         for batch in loader:
-            x = batch.to(device, non_blocking=True)
-            loss = self_supervised_loss(net, x)
+            x = batch.to(device, non_blocking=True, memory_format=torch.channels_last)
+            with autocast(precision, device):
+                loss = self_supervised_loss(net, x)
             if not torch.isfinite(loss):
                 bar.close()
                 kept = (f"last good checkpoint {checkpoint} (step {saved['step']}) kept" if saved["step"] is not None
@@ -226,7 +279,12 @@ def train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
+            if step == start + 1 and rank == 0:
+                first = time.perf_counter() - t0
+                log.info("first step %.1f s: about %s for %d steps", first, _duration(first * (end - start)), end - start)
             loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
             bar.update()
             row = None
@@ -239,11 +297,13 @@ def train(
                 loss_sum, loss_count, tick = 0.0, 0, now
             if val_samples and (step % config.val_every == 0 or step == config.steps):
                 if rank == 0:
-                    val_psnr, val_ssim = validate(model, val_samples, config, device)
-                    row = {**(row or dict(step=step)), "val_psnr": f"{val_psnr:.3f}", "val_ssim": f"{val_ssim:.4f}"}
-                    if val_psnr > best:
-                        best = val_psnr
-                        save_weights(model, out / "best.safetensors", step=step, val_psnr=f"{val_psnr:.3f}")
+                    scores = validate(shipped, val_samples, config, device)
+                    row = {**(row or dict(step=step)), **{k: f"{v:.4f}" for k, v in scores.items()}}
+                    # The best checkpoint is chosen on the network's own output, the headline.
+                    if scores["val_psnr"] > best:
+                        best = scores["val_psnr"]
+                        save_weights(shipped, out / "best.safetensors", step=step, val_psnr=f"{best:.3f}",
+                                     val_psnr_corrected=f"{scores['val_psnr_corrected']:.3f}")
                 if world > 1:
                     dist.barrier()
             if row and rank == 0:
@@ -260,4 +320,12 @@ def train(
     if world > 1:
         dist.barrier()
     return dict(step=step, best_psnr=best, stopped_by=stopped_by, seconds=time.perf_counter() - t0,
-                checkpoint=str(checkpoint), model=model)
+                checkpoint=str(checkpoint), model=shipped, precision=precision)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
