@@ -113,3 +113,82 @@ def test_two_process_gloo_matches_single_process(tmp_path, shared_data):
     for name in rank0:
         torch.testing.assert_close(rank0[name], single[name], rtol=1e-4, atol=1e-5)
     assert (out / "last.pt").exists() and not (out / "rank1").exists()
+
+
+def test_warmup_then_cosine_schedule():
+    from lgbpn.train.trainer import _lr_factor
+
+    factor = _lr_factor(tiny_config(steps=100, schedule="cosine", warmup_steps=10))
+    cosine = [0.5 * (1 + np.cos(np.pi * s / 100)) for s in (0, 4, 9)]
+    assert [factor(s) for s in (0, 4, 9)] == pytest.approx([0.1 * cosine[0], 0.5 * cosine[1], 1.0 * cosine[2]])
+    assert factor(50) == pytest.approx(0.5) and factor(100) == pytest.approx(0.0, abs=1e-12)
+    step_factor = _lr_factor(tiny_config(steps=100, lr_step=30, lr_gamma=0.1))  # the reference's: no warm-up
+    assert step_factor(0) == 1.0 and step_factor(30) == pytest.approx(0.1)
+
+
+def test_precision_auto_uses_bf16_only_on_native_units(monkeypatch):
+    from lgbpn import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": False)
+    assert precision.resolve_precision("auto") == "fp32" and precision.resolve_precision("bf16") == "bf16"
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": True)
+    assert precision.resolve_precision("auto") == "bf16" and precision.resolve_precision("fp32") == "fp32"
+    with pytest.raises(ConfigError, match="precision"):
+        precision.resolve_precision("fp16")
+    conv = torch.nn.Conv2d(3, 4, 3)
+    with precision.autocast("bf16"):
+        assert conv(torch.rand(1, 3, 8, 8)).dtype == torch.bfloat16
+    with precision.autocast("fp32"):
+        assert conv(torch.rand(1, 3, 8, 8)).dtype == torch.float32
+
+
+def test_ema_run_resumes_exactly_and_ships_the_average(tmp_path, shared_data):
+    from lgbpn.weights import read_weights
+
+    data = [shared_data / "polyu"]
+    config = tiny_config(ema_decay=0.9, warmup_steps=2, val_every=4)
+    full = train(data, tmp_path / "full", config, progress=False)
+    train(data, tmp_path / "part", config, progress=False, stop_after=3)
+    resumed = train(data, tmp_path / "part", config, progress=False, resume=True)
+    for (name, a), b in zip(full["model"].state_dict().items(), resumed["model"].state_dict().values()):
+        assert torch.equal(a, b), name
+    # The shipped weights are the average, not the last step's weights.
+    raw = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
+    shipped, _ = read_weights(tmp_path / "full" / "last.safetensors")
+    assert all(torch.equal(shipped[k], v) for k, v in full["model"].state_dict().items())
+    assert any(not torch.equal(shipped[k], raw[k]) for k in raw)
+    with open(tmp_path / "full" / "log.csv") as fh:
+        row = [r for r in csv.DictReader(fh) if r["val_psnr"]][-1]
+    assert float(row["val_psnr_corrected"]) > 0 and float(row["val_psnr"]) > 0
+
+
+def test_bf16_training_steps_are_finite(tmp_path, shared_data):
+    summary = train([shared_data / "polyu"], tmp_path / "bf16", tiny_config(precision="bf16", steps=2, val_every=100),
+                    progress=False)
+    assert summary["precision"] == "bf16" and summary["step"] == 2
+    assert all(torch.isfinite(p).all() for p in summary["model"].parameters())
+
+
+def test_validation_subset_covers_every_set():
+    from lgbpn.train.trainer import validation_subset
+
+    samples = [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(50)]
+    picked = validation_subset(samples, 6)
+    assert len(picked) == 6 and picked[0] == "a0" and picked[-1] == "b49"
+    assert validation_subset(samples[:3], 6) == samples[:3]
+
+
+def test_train_without_config_picks_the_slim_recipe_on_cpu(tmp_path, shared_data):
+    import yaml
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--data", str(shared_data / "sidd_samples"), "--out", str(out),
+                                       "--steps", "1", "--crop", "40", "--batch", "2", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    assert "recipe: lgbpn-s; no GPU" in result.stderr
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["arch"] == "lgbpn-s" and saved["ema_decay"] > 0 and saved["steps"] == 1
+    # A shipped recipe by name; an unknown name is refused with the choices.
+    result = CliRunner().invoke(main, ["train", "--data", str(shared_data / "sidd_samples"), "--out",
+                                       str(tmp_path / "r2"), "--config", "nosuchrecipe", "--steps", "1"])
+    assert result.exit_code == 1 and "lgbpn-s" in result.stderr and "nosuchrecipe" in result.stderr

@@ -2,71 +2,53 @@
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import field
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Literal
 
+import pydantic
 import yaml
+from pydantic import Field
 
 from ..errors import ConfigError
 from ..io import atomic_write_bytes
-from ..precision import PRECISIONS
+
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
 
 
-@dataclass
+# Validated from the field types: an unknown key, a wrong type or an out-of-range value is refused
+# with the key named. Strict types, so that `steps: true` or `val_r3: 1` are errors, not guesses.
+@pydantic.dataclasses.dataclass(config=pydantic.ConfigDict(extra="forbid", strict=True))
 class TrainConfig:
     # The reference recipe (LG-BPN / AP-BSN, SIDD): Adam 1e-4, batch 8 of 120x120 crops, flips and
     # rotations, 20 epochs of SIDD-Medium patches (~76.5k steps), lr x0.1 every 8 epochs (~30.6k steps).
     arch: str = "lgbpn"
     preset: str = "sidd"
     model: dict = field(default_factory=dict)  # architecture settings (e.g. base_ch) over its defaults
-    steps: int = 76_500
-    crop: int = 120
-    batch: int = 8
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    schedule: str = "step"  # "step" (reference) or "cosine"
-    lr_step: int = 30_600
-    lr_gamma: float = 0.1
-    workers: int = 0
+    steps: Positive = 76_500
+    crop: Positive = 120
+    batch: Positive = 8
+    lr: Annotated[float, Field(gt=0)] = 1e-4
+    betas: Annotated[tuple[float, float], Field(strict=False)] = (0.9, 0.999)  # YAML gives a list
+    schedule: Literal["step", "cosine"] = "step"  # "step" (reference) or "cosine"
+    lr_step: Positive = 30_600
+    lr_gamma: Annotated[float, Field(gt=0)] = 0.1
+    workers: NonNegative = 0
     seed: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 200
-    val_every: int = 1000
-    val_images: int = 8  # validation images (with clean references) scored each time
-    val_crop: int = 256  # centre crop of each validation image; 0 = whole image
+    log_every: Positive = 10
+    checkpoint_every: Positive = 200
+    val_every: Positive = 1000
+    val_images: NonNegative = 8  # validation images (with clean references) scored each time
+    val_crop: NonNegative = 256  # centre crop of each validation image; 0 = whole image
     val_r3: bool = False  # R3 in validation (8x the cost)
-    grad_clip: float = 0.0  # 0 = off
+    grad_clip: Annotated[float, Field(ge=0)] = 0.0  # 0 = off
     # Ours, off in the reference recipe: linear lr warm-up, an exponential moving average of the
     # weights (validated, and saved as the run's weights), and the arithmetic precision.
-    warmup_steps: int = 0
-    ema_decay: float = 0.0  # 0 = no EMA; e.g. 0.999
-    precision: str = "auto"  # auto: bf16 where the device has native bf16 units, else fp32
-
-    def __post_init__(self):
-        for name in ("steps", "crop", "batch", "log_every", "checkpoint_every", "val_every", "lr_step"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"config: {name} must be a positive integer, got {value!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"config: lr must be positive, got {self.lr!r}")
-        if self.schedule not in ("step", "cosine"):
-            raise ConfigError(f"config: schedule must be 'step' or 'cosine', got {self.schedule!r}")
-        for name in ("workers", "val_images", "val_crop", "grad_clip", "warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"config: {name} must be >= 0, got {getattr(self, name)!r}")
-        if not self.lr_gamma > 0:
-            raise ConfigError(f"config: lr_gamma must be positive, got {self.lr_gamma!r}")
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"config: ema_decay must be in [0, 1), got {self.ema_decay!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"config: precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if not isinstance(self.model, dict):
-            raise ConfigError(f"config: model must be a mapping of architecture settings, got {self.model!r}")
-        if (not isinstance(self.betas, (list, tuple)) or len(self.betas) != 2
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in self.betas)):
-            raise ConfigError(f"config: betas must be two numbers, e.g. [0.9, 0.999], got {self.betas!r}")
-        self.betas = tuple(self.betas)
+    warmup_steps: NonNegative = 0
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0  # 0 = no EMA; e.g. 0.999
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on native bf16 units, else fp32
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -74,8 +56,8 @@ class TrainConfig:
         return d
 
 
-def _types() -> dict[str, type]:
-    return {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
 
 
 def recipes_dir() -> Path:
@@ -116,9 +98,9 @@ def read_config_file(path: str | Path) -> dict:
     data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: config must be a mapping of settings")
-    unknown = sorted(set(data) - set(_types()))
+    unknown = sorted(set(data) - set(field_names()))
     if unknown:
-        raise ConfigError(f"{path}: unknown config key(s) {', '.join(unknown)}; known: {', '.join(sorted(_types()))}")
+        raise ConfigError(f"{path}: unknown config key(s) {', '.join(unknown)}; known: {', '.join(sorted(field_names()))}")
     return data
 
 
@@ -128,33 +110,28 @@ def make_config(file: str | Path | None = None, **overrides) -> TrainConfig:
     The file's values are checked even where an override replaces them, and errors name the file.
     """
     values = read_config_file(file) if file else {}
-    source = str(file) if file else "config"
-    _check_types(values, source)
+    source = str(resolve_config_path(file)) if file else "config"
+    _validate(values, source)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    _check_types(overrides, "config")
-    values.update(overrides)
+    _validate(overrides, "config")
+    return _validate({**values, **overrides}, source)
+
+
+def _validate(values: dict, source: str) -> TrainConfig:
+    if isinstance(values.get("lr"), str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            values["lr"] = float(values["lr"])
+        except ValueError:
+            pass
     try:
         return TrainConfig(**values)
-    except TypeError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-
-
-def _check_types(values: dict, source: str) -> None:
-    for key, value in values.items():
-        expected = TrainConfig.__dataclass_fields__[key].default
-        if isinstance(expected, float) and isinstance(value, str):
-            try:  # YAML 1.1 reads 1e-3 (no dot) as a string
-                value = values[key] = float(value)
-            except ValueError:
-                pass
-        if isinstance(expected, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
-        if isinstance(expected, int) and not isinstance(expected, bool) and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
-        if isinstance(expected, float) and not isinstance(value, (int, float)):
-            raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
-        if isinstance(expected, str) and not isinstance(value, str):
-            raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"]) or "config"
+        value = values.get(error["loc"][0], error.get("input")) if error["loc"] else error.get("input")
+        raise ConfigError(f"{source}: {key}: {error['msg'].lower()}, got {value!r}") from None
+    except TypeError as exc:  # an unknown keyword given in Python
+        raise ConfigError(f"{source}: {' '.join(str(exc).split())}") from None
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
