@@ -6,7 +6,7 @@ import torch
 from lgbpn.models import build_model
 from lgbpn.nn.pd import pd_tiled
 from lgbpn.nn.r3 import denoise_r3
-from lgbpn.weights import _reference_arch, to_our_names
+from lgbpn.weights import _reference_arch
 
 from .conftest import load_parity
 
@@ -17,7 +17,7 @@ def ref():
     arch, config = _reference_arch(state)
     assert (arch, config) == ("apbsn", dict(in_ch=3, base_ch=128, blocks=9))
     model = build_model(arch, **config)
-    model.load_state_dict(to_our_names(model, state))
+    model.load_state_dict(model.convert_reference_state_dict(state))
     return dict(
         model=model,
         inputs=load_parity("apbsn/inputs.pt"),
@@ -27,6 +27,7 @@ def ref():
     )
 
 
+@pytest.mark.slow
 def test_training_forward_loss_and_gradients(ref):
     model, x, expected = ref["model"].train(), ref["inputs"]["x_train"], ref["train"]
     model.zero_grad()
@@ -41,7 +42,8 @@ def test_training_forward_loss_and_gradients(ref):
     torch.testing.assert_close(loss, expected["loss_l1"], rtol=1e-6, atol=0)
     loss.backward()
     params = dict(model.named_parameters())
-    grads = to_our_names(model, {k.removeprefix("grad."): v for k, v in expected.items() if k.startswith("grad.")})
+    grads = {k.removeprefix("grad."): v for k, v in expected.items() if k.startswith("grad.")}
+    grads = model.convert_reference_state_dict(grads)
     for name, ref_grad in grads.items():
         grad, scale = params[name].grad, ref_grad.abs().max()
         if name.endswith((".branch1.0.weight", ".branch2.0.weight")):
@@ -62,6 +64,7 @@ def test_inference_without_r3(ref):
     torch.testing.assert_close(odd, ref["test"]["out_odd_noR3"], atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_inference_with_r3(ref):
     model = ref["model"].eval()
     with torch.inference_mode():

@@ -5,7 +5,7 @@ import torch
 
 from lgbpn.models import build_model
 from lgbpn.nn.r3 import denoise_r3
-from lgbpn.weights import _reference_arch, to_our_names
+from lgbpn.weights import _reference_arch
 
 from .conftest import load_parity
 
@@ -15,7 +15,7 @@ def ref():
     state = {k: v.float() for k, v in load_parity("state_dict_bf16.pt").items()}
     arch, config = _reference_arch(state)
     model = build_model(arch, **config)
-    model.load_state_dict(to_our_names(model, state))
+    model.load_state_dict(model.convert_reference_state_dict(state))
     return dict(
         model=model,
         inputs=load_parity("inputs.pt"),
@@ -38,6 +38,7 @@ def test_reference_config_read_from_shapes(ref):
     assert ref["model"].arch_config == dict(in_ch=3, base_ch=128, head_ch=24, local_blocks=9, global_blocks=6)
 
 
+@pytest.mark.slow
 def test_training_forward_loss_and_gradients(ref):
     model, x, expected = ref["model"], ref["inputs"]["x_train"], ref["train"]
     model.train()
@@ -51,7 +52,8 @@ def test_training_forward_loss_and_gradients(ref):
     torch.testing.assert_close(loss, expected["loss_l1"], rtol=1e-6, atol=0)
     loss.backward()
     params = dict(model.named_parameters())
-    names = to_our_names(model, {k.removeprefix("grad."): v for k, v in expected.items() if k.startswith("grad.")})
+    names = {k.removeprefix("grad."): v for k, v in expected.items() if k.startswith("grad.")}
+    names = model.convert_reference_state_dict(names)
     for name, ref_grad in names.items():
         grad = params[name].grad
         scale = ref_grad.abs().max()
@@ -81,6 +83,7 @@ def test_test_forward(ref, preset, key, ref_key):
     torch.testing.assert_close(out, ref[key][ref_key], atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset,key,ref_key", [("sidd", "test", "out_test_R3"), ("dnd", "dnd", "out_test_R3_dnd")])
 def test_r3_with_reference_masks(ref, preset, key, ref_key):
     model = ref["model"].eval()

@@ -11,16 +11,17 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from .errors import ConfigError, WeightsError
+from .errors import one_line as _one_line
 from .io import atomic_write_bytes
+from .models.base import DenoisingNetwork
 from .models.registry import build_model
 
 
-def save_weights(model: nn.Module, path: str | Path, **info) -> None:
+def save_weights(model: DenoisingNetwork, path: str | Path, **info) -> None:
     """Write `model`'s weights with its architecture, settings and any `info` as metadata."""
     meta = {"arch": model.arch_name, "config": json.dumps(model.arch_config), **{k: str(v) for k, v in info.items()}}
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -74,10 +75,6 @@ def _unwrap_checkpoint(obj, path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:200]
-
-
 def _reference_arch(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
     """Architecture and settings of a reference state_dict, read off its tensor shapes."""
     if "bsn.branch1.Maskconv.weight" in state:
@@ -93,20 +90,12 @@ def _reference_arch(state: dict[str, torch.Tensor]) -> tuple[str, dict]:
     raise WeightsError("unknown checkpoint layout")
 
 
-def to_our_names(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Apply the model's explicit reference key map; drop derivable entries (masks, aliases)."""
-    renamed = {}
-    for key, value in state.items():
-        if any(part in key for part in model.REFERENCE_IGNORED):
-            continue
-        for old, new in model.REFERENCE_KEY_MAP:
-            key = key.replace(old, new)
-        renamed[key] = value
-    return renamed
+def load_model(path: str | Path, arch: str | None = None, **overrides) -> DenoisingNetwork:
+    """Build the right architecture for a weights file and load it (strictly).
 
-
-def load_model(path: str | Path, arch: str | None = None, **overrides) -> nn.Module:
-    """Build the right architecture for a weights file and load it (strictly)."""
+    `arch`, when given, must be the file's architecture: a reference checkpoint is the full
+    network (`lgbpn` or `apbsn`), never a slim variant.
+    """
     state, meta = read_weights(path)
     if "arch" in meta:
         try:
@@ -122,14 +111,15 @@ def load_model(path: str | Path, arch: str | None = None, **overrides) -> nn.Mod
         except WeightsError:
             raise WeightsError(f"{path}: unrecognised weights (neither lgbpn's nor a reference checkpoint)") from None
         reference = True
-    if arch is not None and arch != file_arch and not (reference and arch.startswith(file_arch)):
-        raise WeightsError(f"{path}: weights are for --arch {file_arch}, not {arch}")
+    if arch is not None and arch != file_arch:
+        detail = " (a reference checkpoint is the full network)" if reference else ""
+        raise WeightsError(f"{path}: weights are for --arch {file_arch}, not {arch}{detail}")
     try:
-        model = build_model(file_arch if reference or arch is None else arch, **{**config, **overrides})
+        model = build_model(file_arch, **{**config, **overrides})
     except ConfigError as exc:
         raise WeightsError(f"{path}: {exc}") from None
     if reference:
-        state = to_our_names(model, state)
+        state = model.convert_reference_state_dict(state)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:

@@ -10,12 +10,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..nn.blocks import ResidualDilatedBlock, fusion_tail
 from ..nn.masked_conv import MaskedConv2d, centre_mask
 from ..nn.pd import pad_to_multiple, pd_tiled, pd_tiled_inverse
-from .lgbpn import INPUT_MEAN, INPUT_STD, ResidualDilatedBlock, fusion_tail
+from ..nn.r3 import R3_PAD
+from .base import DenoisingNetwork
+from .registry import register
+
+# Peak memory of a test pass, fitted by a line in the branch width: floats per image pixel.
+MEMORY_FIT_BASE, MEMORY_FIT_PER_CHANNEL = 125, 5.5
 
 
 def dilated_branch(ch: int, dilation: int, blocks: int) -> nn.Sequential:
+    # DBSN's rule: a centre-masked kernel of half-width dilation - 1 reads no multiple of
+    # `dilation` but 0, so no chain of the dilated convs after it leads back to the centre.
     return nn.Sequential(
         MaskedConv2d(ch, ch, centre_mask(2 * dilation - 1), padding_mode="zeros"),
         nn.ReLU(inplace=True),
@@ -45,7 +53,11 @@ class DBSNl(nn.Module):
         return self.tail(torch.cat(self.branches(x), dim=1))
 
 
-class APBSN(nn.Module):
+@register("apbsn-s", "AP-BSN slim, the baseline at lgbpn-s's budget", base_ch=32, blocks=4, normalize=True)
+@register("apbsn", "AP-BSN (DBSNl, 128 channels, 9 blocks per branch), the baseline")
+class APBSN(DenoisingNetwork):
+    blind_spot = True
+
     def __init__(
         self,
         in_ch: int = 3,
@@ -54,21 +66,14 @@ class APBSN(nn.Module):
         pd_train: int = 5,
         pd_test: int = 2,
         pd_pad: int = 2,
-        preset: str = "sidd",
+        preset: str = "sidd",  # the reference uses the same factors for SIDD and DND
         normalize: bool = False,
     ):
-        super().__init__()
+        super().__init__(preset, normalize)
         self.bsn = DBSNl(in_ch, base_ch, blocks)
-        self.normalize = normalize  # see LGBPN: centred inputs for fast training of small networks
         self.pd_train, self.pd_test, self.pd_pad = pd_train, pd_test, pd_pad
-        self.preset = preset  # the reference uses the same factors for SIDD and DND
 
-    def forward(self, x: torch.Tensor, stage: str = "train") -> torch.Tensor:
-        if self.normalize:
-            return self._forward((x - INPUT_MEAN) / INPUT_STD, stage) * INPUT_STD + INPUT_MEAN
-        return self._forward(x, stage)
-
-    def _forward(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+    def denoise(self, x: torch.Tensor, stage: str) -> torch.Tensor:
         if stage == "refine":
             return self.bsn(x)
         factor = self.pd_train if stage == "train" else self.pd_test
@@ -84,11 +89,10 @@ class APBSN(nn.Module):
         return F.pad(x, (0, -w % self.pd_test, 0, -h % self.pd_test))
 
     def min_size(self) -> int:
-        return self.pd_pad + 1  # R3 reflect-pads the image by pd_pad
+        return R3_PAD + 1  # R3 reflect-pads the image by R3_PAD for its refine passes
 
     def floats_per_pixel(self) -> float:
-        """Peak test-time activations per image pixel (fitted to measured peak memory)."""
-        return 125 + 5.5 * self.bsn.head[0].out_channels
+        return MEMORY_FIT_BASE + MEMORY_FIT_PER_CHANNEL * self.bsn.head[0].out_channels
 
     def alignment(self) -> int:
         return self.pd_test

@@ -1,8 +1,10 @@
 """LG-BPN: Local and Global Blind-Patch Network (Wang et al., CVPR 2023).
 
-    noisy --head 1x1--+--> local branch:  DSPMC 9x9 (diamond blind patch) -> PD -> dilated residual blocks -> PD^-1 --+
-                      |                                                                                                concat -> tail 1x1 -> clean
-                      +--> global branch: DSPMC 21x21 (even grid, blind patch) -> PD -> 6 DTB -> dilated 3x3 -> PD^-1 --+
+    noisy -> head 1x1 -+-> local:  DSPMC 9x9 (diamond blind patch) -> PD -> dilated residual blocks -> PD^-1 ---+
+                       |                                                                                        |
+                       +-> global: DSPMC 21x21 (even grid, blind patch) -> PD -> 6 DTB -> dilated 3x3 -> PD^-1 -+
+                                                                                                                |
+                                                                          clean <- tail 1x1 <- concat <---------+
 
 PD factors differ per branch and per stage (training / first test pass / R3 refine passes); at
 test time the masked kernels' sampling grid is shrunk by a per-branch ratio. A preset picks them.
@@ -14,11 +16,32 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ..nn.blocks import ResidualDilatedBlock, fusion_tail
 from ..nn.masked_conv import MaskedConv2d, diamond_mask, even_grid_mask
 from ..nn.pd import pad_to_multiple, pd_batched, pd_batched_inverse, pd_tiled, pd_tiled_inverse
 from ..nn.transformer import DilatedTransformerBlock
+from .base import INFERENCE_STAGES, DenoisingNetwork
+from .registry import register
 
-INPUT_MEAN, INPUT_STD = 110.0, 60.0  # typical 8-bit photo statistics, for `normalize=True`
+# The paper's DSPMC kernels: 9x9 (local) and 21x21 (global, even grid), both blind to the L1
+# diamond of radius 4 around their centre.
+LOCAL_KERNEL, GLOBAL_KERNEL, BLIND_RADIUS = 9, 21, 4
+
+# Why the blind patch survives PD. The DSPMC leaves the feature at pixel t blind to t's patch but
+# reads pixels up to R = dspmc.reach(ratio) away (4 and 10 in training, 3 and 8 at SIDD's test
+# ratios). After PD by f every conv of a branch body is 1x1 or dilated by d, so the output at a
+# sub-image position mixes only features at multiples of d from it, i.e. features of pixels d*f*k
+# away from the pixel p it predicts, and none of those reads p while d*f > R: local 2*4 > 4,
+# 2*3 > 3, 2*2 > 2; global 3*5 > 10, 3*4 > 8, ...; every preset and stage passes
+# (tests/test_models.py). Exceptions, as in the reference: the DTBs' channel attention pools every
+# position into its maps; and near a border a copy of p can come back: through the DSPMC's reflect
+# pad at the image border, the global branch's reflect pad at sub-image borders (reflection keeps
+# parity, d = 2, but not residues mod 3), and in the tiled training layout a body reaching past
+# its sub-image into the next one, one pixel off.
+LOCAL_DILATION, GLOBAL_DILATION = 2, 3
+
+# Peak memory of a test pass, fitted by a line in the branch width: floats per image pixel.
+MEMORY_FIT_BASE, MEMORY_FIT_PER_CHANNEL = 400, 30
 
 
 @dataclass(frozen=True)
@@ -42,34 +65,6 @@ PRESETS: dict[str, dict[str, StageSetting]] = {
         "refine": StageSetting(2, 2, 0.40, 0.35),
     },
 }
-
-
-class ResidualDilatedBlock(nn.Module):
-    """x + 1x1(ReLU(3x3 dilated conv(x))): the DCl block of AP-BSN."""
-
-    def __init__(self, channels: int, dilation: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-def fusion_tail(ch: int, out_ch: int) -> nn.Sequential:
-    """1x1 convs fusing the two concatenated branches (2*ch channels) into the output."""
-    return nn.Sequential(
-        nn.Conv2d(ch * 2, ch, 1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(ch, ch // 2, 1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(ch // 2, ch // 2, 1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(ch // 2, out_ch, 1),
-    )
 
 
 class PDBranch(nn.Module):
@@ -97,6 +92,11 @@ class PDBranch(nn.Module):
             x = pd_batched_inverse(self.body(pd_batched(x, factor, self.test_pad)), factor, self.test_pad)
         return x[..., :h, :w]
 
+    def min_size(self, factor: int, ratio: float | None) -> int:
+        """Smallest side this branch takes at a test stage: each reflect pad narrower than what it
+        pads, the masked conv's than the image, the batched layout's than a sub-image (side / factor)."""
+        return max(self.dspmc.reach(ratio) + 1, factor * (self.test_pad + 1))
+
 
 def local_branch(head_ch: int, ch: int, blocks: int) -> PDBranch:
     body = nn.Sequential(
@@ -105,15 +105,16 @@ def local_branch(head_ch: int, ch: int, blocks: int) -> PDBranch:
         nn.ReLU(inplace=True),
         nn.Conv2d(ch, ch, 1),
         nn.ReLU(inplace=True),
-        *[ResidualDilatedBlock(ch, dilation=2) for _ in range(blocks)],
+        *[ResidualDilatedBlock(ch, LOCAL_DILATION) for _ in range(blocks)],
         nn.Conv2d(ch, ch, 1),
         nn.ReLU(inplace=True),
     )
-    return PDBranch(MaskedConv2d(head_ch, ch, diamond_mask(9)), body, train_pad=2, test_pad=2)
+    dspmc = MaskedConv2d(head_ch, ch, diamond_mask(LOCAL_KERNEL, BLIND_RADIUS))
+    return PDBranch(dspmc, body, train_pad=2, test_pad=2)
 
 
 class GlobalBody(nn.Module):
-    def __init__(self, ch: int, blocks: int, heads: int, expansion: float, dilation: int = 3):
+    def __init__(self, ch: int, blocks: int, heads: int, expansion: float, dilation: int = GLOBAL_DILATION):
         super().__init__()
         self.blocks = nn.Sequential(
             *[DilatedTransformerBlock(ch, heads, expansion, dilation) for _ in range(blocks)]
@@ -125,11 +126,23 @@ class GlobalBody(nn.Module):
 
 
 def global_branch(head_ch: int, ch: int, blocks: int, heads: int, expansion: float) -> PDBranch:
-    dspmc = MaskedConv2d(head_ch, ch, even_grid_mask(21, radius=4))
+    dspmc = MaskedConv2d(head_ch, ch, even_grid_mask(GLOBAL_KERNEL, BLIND_RADIUS))
     return PDBranch(dspmc, GlobalBody(ch, blocks, heads, expansion), train_pad=0, test_pad=7)
 
 
-class LGBPN(nn.Module):
+@register(
+    "lgbpn-s",
+    "LG-BPN slim: same blind patches, PD and ratios; fewer channels and blocks for CPU training",
+    base_ch=32,
+    head_ch=16,
+    local_blocks=4,
+    global_blocks=2,
+    normalize=True,
+)
+@register("lgbpn", "LG-BPN, the paper's full network (128 channels, 9 local blocks, 6 DTB)")
+class LGBPN(DenoisingNetwork):
+    blind_spot = True
+
     def __init__(
         self,
         in_ch: int = 3,
@@ -142,11 +155,7 @@ class LGBPN(nn.Module):
         preset: str = "sidd",
         normalize: bool = False,
     ):
-        super().__init__()
-        self.preset = preset
-        # The reference feeds raw 0..255 values; centring them lets a small network train in far
-        # fewer steps (an affine map of the input: blindness is unaffected).
-        self.normalize = normalize
+        super().__init__(preset, normalize)
         self.head = nn.Sequential(nn.Conv2d(in_ch, head_ch, 1), nn.ReLU(inplace=True))
         self.local_branch = local_branch(head_ch, base_ch, local_blocks)
         self.global_branch = global_branch(head_ch, base_ch, global_blocks, heads, ffn_expansion)
@@ -162,40 +171,29 @@ class LGBPN(nn.Module):
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         self._preset = name
 
-    def branches(self, x: torch.Tensor, stage: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    def branch_settings(self, stage: str) -> tuple[tuple[PDBranch, int, float | None], ...]:
+        """(branch, PD factor, masked-kernel ratio) of the local and the global branch at `stage`."""
         s = PRESETS[self.preset][stage]
+        return (self.local_branch, s.pd_local, s.ratio_local), (self.global_branch, s.pd_global, s.ratio_global)
+
+    def branches(self, x: torch.Tensor, stage: str = "train") -> tuple[torch.Tensor, ...]:
+        """The two branches' features; each pads the image to its own PD factor."""
         f = self.head(x)
         tiled = stage == "train"
-        return (
-            self.local_branch(f, s.pd_local, s.ratio_local, tiled),
-            self.global_branch(f, s.pd_global, s.ratio_global, tiled),
-        )
+        return tuple(branch(f, factor, ratio, tiled) for branch, factor, ratio in self.branch_settings(stage))
 
-    def forward(self, x: torch.Tensor, stage: str = "train") -> torch.Tensor:
-        if self.normalize:
-            x = (x - INPUT_MEAN) / INPUT_STD
-        out = self.tail(torch.cat(self.branches(x, stage), dim=1))
-        return out * INPUT_STD + INPUT_MEAN if self.normalize else out
-
-    def pad_for_inference(self, x: torch.Tensor) -> torch.Tensor:
-        return x  # each branch pads to its own PD factor
+    def denoise(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+        return self.tail(torch.cat(self.branches(x, stage), dim=1))
 
     def min_size(self) -> int:
-        """Smallest side every test stage accepts (reflect pads must stay inside the image)."""
-        sizes = [2 * 10 + 1]
-        for stage in ("test", "refine"):
-            s = PRESETS[self.preset][stage]
-            sizes += [s.pd_local * (self.local_branch.test_pad + 1), s.pd_global * (self.global_branch.test_pad + 1)]
-        return max(sizes)
+        return max(branch.min_size(factor, ratio) for stage in INFERENCE_STAGES
+                   for branch, factor, ratio in self.branch_settings(stage))
 
     def floats_per_pixel(self) -> float:
-        """Peak test-time activations per image pixel (fitted to measured peak memory)."""
-        return 400 + 30 * self.local_branch.dspmc.out_channels
+        return MEMORY_FIT_BASE + MEMORY_FIT_PER_CHANNEL * self.local_branch.dspmc.out_channels
 
     def alignment(self) -> int:
-        """Tile origins must be multiples of this for tiles to see the same PD phases."""
-        factors = [getattr(PRESETS[self.preset][st], f) for st in ("test", "refine") for f in ("pd_local", "pd_global")]
-        return math.lcm(*factors)
+        return math.lcm(*(factor for stage in INFERENCE_STAGES for _, factor, _ in self.branch_settings(stage)))
 
     # Reference checkpoints (Wang-XIaoDingdd/LGBPN) name the same tensors differently.
     REFERENCE_KEY_MAP = (

@@ -1,19 +1,23 @@
-"""A small registry of architectures: name -> constructor with default settings."""
+"""The registry of architectures: name -> network class with default settings.
+
+An architecture registers by decorating its class, once per name:
+
+    @register("lgbpn-s", "LG-BPN slim ...", base_ch=32)
+    @register("lgbpn", "LG-BPN, the paper's full network")
+    class LGBPN(DenoisingNetwork): ...
+"""
 
 from dataclasses import dataclass, field
 from typing import Callable
 
-import torch.nn as nn
-
-from ..errors import ConfigError
-from .apbsn import APBSN
-from .lgbpn import LGBPN
+from ..errors import ConfigError, one_line
+from .base import DenoisingNetwork
 
 
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    build: Callable[..., nn.Module]
+    build: type[DenoisingNetwork]
     description: str
     defaults: dict = field(default_factory=dict)
 
@@ -21,11 +25,21 @@ class Architecture:
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register(name: str, build: Callable[..., nn.Module], description: str, **defaults) -> None:
-    ARCHITECTURES[name] = Architecture(name, build, description, defaults)
+def register(name: str, description: str, **defaults) -> Callable[[type], type]:
+    """Class decorator: `build_model(name)` builds the class with `defaults`. A name is taken once."""
+
+    def add(cls: type) -> type:
+        if name in ARCHITECTURES:
+            raise ValueError(f"architecture {name!r} is already registered ({ARCHITECTURES[name].build.__name__})")
+        if not issubclass(cls, DenoisingNetwork):
+            raise TypeError(f"{cls.__name__} must subclass DenoisingNetwork to be registered as {name!r}")
+        ARCHITECTURES[name] = Architecture(name, cls, description, defaults)
+        return cls
+
+    return add
 
 
-def build_model(name: str, **overrides) -> nn.Module:
+def build_model(name: str, **overrides) -> DenoisingNetwork:
     """Build architecture `name`; the effective settings are kept on the model for saving."""
     if name not in ARCHITECTURES:
         raise ConfigError(f"--arch: unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}")
@@ -34,22 +48,7 @@ def build_model(name: str, **overrides) -> nn.Module:
     try:
         model = arch.build(**config)
     except (TypeError, ValueError, RuntimeError) as exc:  # unknown keyword, bad preset, negative channels
-        raise ConfigError(f"--arch {name}: bad setting ({' '.join(str(exc).split())[:200]})") from None
+        raise ConfigError(f"--arch {name}: bad setting ({one_line(exc)})") from None
     model.arch_name = name
     model.arch_config = config
     return model
-
-
-register("lgbpn", LGBPN, "LG-BPN, the paper's full network (128 channels, 9 local blocks, 6 DTB)")
-register(
-    "lgbpn-s",
-    LGBPN,
-    "LG-BPN slim: same blind patches, PD and ratios; fewer channels and blocks for CPU training",
-    base_ch=32,
-    head_ch=16,
-    local_blocks=4,
-    global_blocks=2,
-    normalize=True,
-)
-register("apbsn", APBSN, "AP-BSN (DBSNl, 128 channels, 9 blocks per branch), the baseline")
-register("apbsn-s", APBSN, "AP-BSN slim, the baseline at lgbpn-s's budget", base_ch=32, blocks=4, normalize=True)

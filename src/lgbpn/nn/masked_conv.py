@@ -87,10 +87,15 @@ class MaskedConv2d(nn.Conv2d):
     def masked_weight(self) -> torch.Tensor:
         return self.weight * self.mask
 
+    def reach(self, ratio: float | None = None) -> int:
+        """How far from its output pixel the convolution reads (and reflect-pads the input)."""
+        centre = self.kernel_size[0] // 2
+        return centre if ratio is None else _support_radius(ratio, centre)
+
     def forward(self, x: torch.Tensor, ratio: float | None = None) -> torch.Tensor:
         weight = self.masked_weight()
         if ratio is None or ratio == 1.0:
-            step, pad = self.grid_step, self.kernel_size[0] // 2
+            step, pad = self.grid_step, self.reach()
             weight = weight[..., ::step, ::step]
             return F.conv2d(F.pad(x, (pad,) * 4, mode=self.pad_mode), weight, self.bias, dilation=step)
         kernel, pad = resampled_kernel(weight, ratio)

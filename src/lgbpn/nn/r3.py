@@ -9,10 +9,14 @@ The replacement masks are a pure function of (seed, pass, image, channel, row, c
 a large image draws exactly the masks the whole image would, so tiling does not change R3.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from ..models.base import DenoisingNetwork
 
 R3_PASSES = 8
 R3_PROB = 0.16
@@ -46,19 +50,21 @@ def r3_masks(
 
 
 def denoise_r3(
-    model: nn.Module,
+    model: "DenoisingNetwork",
     x: torch.Tensor,
     masks: torch.Tensor | None,
     pass_batch: int = R3_PASSES,
 ) -> torch.Tensor:
     """Test pass, then (if masks are given) the R3 passes, batched `pass_batch` at a time.
 
-    `masks` has shape (passes, *padded x shape) where padded = model.pad_for_inference(x).
+    `masks` has shape (passes, *padded x shape) where padded = model.pad_for_inference(x). A network
+    that is not blind-spot (`model.blind_spot` false) would see the noisy pixels R3 puts back: for
+    it R3 does not apply, and the test pass is the result.
     """
     h, w = x.shape[-2:]
     xp = model.pad_for_inference(x)
     base = model(xp, stage="test")
-    if masks is None:
+    if masks is None or not model.blind_spot:
         return base[..., :h, :w]
     masks = masks.to(x.device)
     total = torch.zeros_like(base)

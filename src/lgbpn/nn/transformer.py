@@ -33,13 +33,17 @@ class DilatedChannelAttention(nn.Module):
         )
         self.project_out = nn.Conv2d(dim, dim, 1, bias=False)
 
+    def attention(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """(B, heads, C/heads, C/heads) maps pooled over every position of the (sub-)image: away
+        from the borders, the one path from a pixel to its own output in LG-BPN (models/lgbpn.py)."""
+        q = F.normalize(q, dim=-1)
+        k = F.normalize(k, dim=-1)
+        return (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         q, k, v = self.qkv_dwconv(self.qkv(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
-        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
-        return self.project_out((attn @ v).reshape(b, c, h, w))
+        return self.project_out((self.attention(q, k) @ v).reshape(b, c, h, w))
 
 
 class GatedDilatedFeedForward(nn.Module):
