@@ -1,6 +1,8 @@
-"""Plot `lgbpn bench` results: time and peak memory against image size, ours vs the reference path.
+"""Plot `lgbpn bench` results: time and peak memory against image size, ours vs the reference path;
+for a `--compare` run, PSNR against seconds per megapixel (the plot that run saves itself).
 
     python benchmarks/plot_bench.py bench.json bench.png
+    python benchmarks/plot_bench.py compare.json compare.png
 """
 
 import json
@@ -10,6 +12,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from lgbpn.bench.report import plot_compare  # noqa: E402
 
 # (path, R3, line style): R3 off solid (ours) / dashed (reference), ours with R3 dotted.
 SERIES = (("ours", False, "-o"), ("ours", True, ":^"), ("reference", False, "--s"))
@@ -48,4 +52,5 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: plot_bench.py BENCH.json OUT.png")
     with open(sys.argv[1]) as f:
-        plot(json.load(f), sys.argv[2])
+        result = json.load(f)
+    (plot_compare if "compare" in result else plot)(result, sys.argv[2])

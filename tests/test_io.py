@@ -1,6 +1,6 @@
 """Tests for lgbpn.io: every file is built here, in tmp_path."""
 
-import importlib.util
+import logging
 import os
 import struct
 import warnings
@@ -10,20 +10,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from click.testing import CliRunner
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps
 from PIL.TiffImagePlugin import IFDRational
 
-from lgbpn.errors import ImageReadError, ImageWriteError
+from lgbpn.cli import main
+from lgbpn.errors import ImageReadError, ImageWriteError, WriteError
 from lgbpn.io import (
     SUPPORTED_SUFFIXES,
     Image,
     atomic_path,
     atomic_write_bytes,
     find_images,
+    image_files,
     read_image,
     write_image,
 )
+
+from .helpers import noisy_image, png_chunk, tiny_weights
 
 RNG = np.random.default_rng(0)
 
@@ -45,10 +50,6 @@ def assert_one_line_error(excinfo, path):
     assert str(path) in message
     assert "\n" not in message
     return message
-
-
-def png_chunk(kind, body):
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def paeth(a, b, c):
@@ -156,6 +157,19 @@ def test_png_16bit_colour_read_exact(tmp_path, channels, interlace):
         assert image.alpha is None
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_16bit_transparent_colour_becomes_alpha(tmp_path, channels):
+    arr = rand((6, 5, channels), np.uint16)
+    arr[2, 3] = arr[0, 0]
+    data = png16_bytes(arr)
+    src = tmp_path / "trns.png"
+    src.write_bytes(data[:33] + png_chunk(b"tRNS", arr[0, 0].astype(">u2").tobytes()) + data[33:])  # after IHDR
+    image = read_image(src)
+    assert np.array_equal(image.pixels, arr)
+    expected = np.where((arr == arr[0, 0]).all(axis=2), 0, 65535)
+    assert image.alpha.dtype == np.uint16 and np.array_equal(image.alpha, expected)
+
+
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_png_16bit_write_round_trip(tmp_path, channels):
     arr = rand((10, 12, channels), np.uint16)
@@ -197,8 +211,12 @@ def test_icc_profile_kept(tmp_path):
     for name in ("a.png", "b.jpg", "c.tif"):
         write_image(tmp_path / name, make_image(smooth(), icc_profile=icc))
         assert read_image(tmp_path / name).icc_profile == icc
-    write_image(tmp_path / "d.png", make_image(rand((4, 4, 3), np.uint16), icc_profile=icc))
-    assert pil_load(tmp_path / "d.png").info["icc_profile"] == icc
+    exif = PILImage.Exif()
+    exif[0x0131] = "lgbpn-test"  # Software
+    write_image(tmp_path / "d.png", make_image(rand((4, 4, 3), np.uint16), icc_profile=icc, exif=exif.tobytes()))
+    written = pil_load(tmp_path / "d.png")
+    assert written.info["icc_profile"] == icc and written.getexif()[0x0131] == "lgbpn-test"
+    assert read_image(tmp_path / "d.png").icc_profile == icc
 
 
 # ----------------------------------------------------------------------------------- JPEG
@@ -427,16 +445,18 @@ def test_zero_size_tiff(tmp_path):
     assert "zero size" in assert_one_line_error(excinfo, path)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("imagecodecs") is not None, reason="imagecodecs decodes LZW")
-def test_tiff_codec_missing_for_16bit_colour(tmp_path):
-    """Without imagecodecs neither tifffile nor Pillow (8-bit only) can read 16-bit RGB LZW."""
+def test_16bit_colour_tiff_codecs(tmp_path):
+    """imagecodecs gives tifffile LZW and other codecs; a colour model Pillow would reduce to 8 bits is refused."""
+    arr = rand((4, 5, 3), np.uint16)
     path = tmp_path / "lzw16.tif"
-    tifffile.imwrite(path, rand((4, 5, 3), np.uint16), photometric="rgb")
-    patch_tiff_tag(path, 259, 5)  # Compression: LZW
+    tifffile.imwrite(path, arr, photometric="rgb", compression="lzw")
+    assert np.array_equal(read_image(path).pixels, arr)
+
+    path = tmp_path / "cmyk16.tif"
+    tifffile.imwrite(path, rand((4, 5, 4), np.uint16), photometric="separated")
     with pytest.raises(ImageReadError) as excinfo:
         read_image(path)
-    message = assert_one_line_error(excinfo, path)
-    assert "LZW" in message and "imagecodecs" in message
+    assert "SEPARATED" in assert_one_line_error(excinfo, path)
 
 
 def test_unsupported_format_and_folder(tmp_path):
@@ -477,8 +497,6 @@ def test_write_errors(tmp_path):
     cases = [
         (blocker / "out.png", make_image(smooth()), "cannot write"),
         (tmp_path / "out.gif", make_image(smooth()), ".gif"),
-        (tmp_path / "out.png", make_image(rand((4, 4, 3), np.float32)), "float32"),
-        (tmp_path / "out.jpg", make_image(rand((4, 4, 3), np.float32)), "float32"),
         (tmp_path / "out.png", make_image(rand((4, 4, 2))), "pixels"),
         (tmp_path / "out.png", make_image(smooth(), np.zeros((3, 3), np.uint8)), "alpha"),
     ]
@@ -487,6 +505,33 @@ def test_write_errors(tmp_path):
             write_image(path, image)
         assert expected in assert_one_line_error(excinfo, path)
     assert sorted(os.listdir(tmp_path)) == ["blocker"]
+
+
+@pytest.mark.parametrize("suffix, dtype", [(".png", np.uint16), (".jpg", np.uint8)])
+def test_float_pixels_converted_to_the_format_and_said(tmp_path, caplog, suffix, dtype):
+    pixels = np.linspace(-0.25, 1.25, 5 * 8 * 3, dtype=np.float32).reshape(5, 8, 3)
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level(logging.WARNING, logger="lgbpn.io"):
+        write_image(out, make_image(pixels))
+    peak = np.iinfo(dtype).max
+    assert f"{out}: " in caplog.text and f"{8 * np.dtype(dtype).itemsize}-bit" in caplog.text and ".tif" in caplog.text
+    written = read_image(out).pixels
+    assert written.dtype == dtype
+    expected = np.round(np.clip(pixels, 0, 1) * peak)  # values outside 0..1 clipped
+    assert np.abs(written - expected).max() <= (0 if suffix == ".png" else 8)
+
+
+def test_cli_writes_float_tiff_as_16bit_png(tmp_path, caplog):
+    """`lgbpn denoise float.tif -o out.png`: the format follows the suffix, with a note."""
+    src, out = tmp_path / "float.tif", tmp_path / "out.png"
+    tifffile.imwrite(src, noisy_image(24, 20, dtype=np.float32), photometric="rgb")
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
+    with caplog.at_level(logging.WARNING, logger="lgbpn.io"):
+        result = CliRunner().invoke(main, ["denoise", str(src), "-o", str(out), "--weights", str(weights), "--no-r3"])
+    assert result.exit_code == 0, result.output
+    image = read_image(out)
+    assert image.pixels.dtype == np.uint16 and image.pixels.shape == (24, 20, 3)
+    assert "16-bit" in caplog.text
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions")
@@ -512,17 +557,16 @@ def test_atomic_writes(tmp_path):
     atomic_write_bytes(target, b"second")
     assert target.read_bytes() == b"second"
 
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            assert tmp.parent == tmp_path and tmp.name.startswith(".") and tmp.suffix == ".tmp"
-            tmp.write_bytes(b"half")
-            raise RuntimeError("encoder failed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".") and tmp.suffix == ".tmp"
+        tmp.write_bytes(b"half")
+        raise RuntimeError("encoder failed")
     assert target.read_bytes() == b"second"
 
-    with pytest.raises(ImageWriteError) as excinfo:  # an OSError while writing, e.g. disk full
-        with atomic_path(target):
-            raise OSError(28, "No space left on device")
+    with pytest.raises(WriteError) as excinfo, atomic_path(target):  # an OSError while writing, e.g. disk full
+        raise OSError(28, "No space left on device")
     assert "No space left" in assert_one_line_error(excinfo, target)
+    assert not isinstance(excinfo.value, ImageWriteError)  # checkpoints, logs, JSON: not images
     assert target.read_bytes() == b"second"
     assert sorted(os.listdir(tmp_path)) == ["data.bin", "new"]
 
@@ -556,6 +600,7 @@ def test_find_images(tmp_path):
     ]
     assert find_images([]) == []
     assert {".png", ".jpg", ".jpeg", ".tif", ".tiff"} <= SUPPORTED_SUFFIXES
+    assert image_files(root / "a") == [root / "a/c.JPG", root / "a/e.jpeg", root / "a/z/d.TIFF"]
 
 
 def test_find_images_missing_input(tmp_path):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .errors import ImageReadError, ImageWriteError, LgbpnError
+from .errors import ImageReadError, ImageWriteError, LgbpnError, one_line
 from .io import SUPPORTED_SUFFIXES, WRITABLE_SUFFIXES, find_images, read_image, write_image
 
 
@@ -77,29 +78,30 @@ def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_
 
         adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
     failed = 0
-    for index, job in enumerate(tqdm(todo, desc="denoise", unit="file", disable=len(todo) < 2)):
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                image = read_image(job.source)
-                image.pixels = denoiser.denoise_pixels(image.pixels)
-                write_image(job.target, image)
-            for w in caught:
-                _say(f"warning: {job.source}: {w.message}")
-        except LgbpnError as exc:
-            failed += 1
-            message = str(exc)
-            if str(job.source) not in message and str(job.target) not in message:
-                message = f"{job.source}: {message}"  # e.g. the network's channel count: name the file
-            _say(f"error: {message}")
-        except Exception as exc:  # a bug must not cost the rest of the batch: report it and go on
-            failed += 1
-            _say(f"error: {job.source}: unexpected {type(exc).__name__} ({' '.join(str(exc).split())[:200]}); "
-                 "please report this")
-        except KeyboardInterrupt:
-            _say(f"interrupted: {index - failed} denoised, {skipped} skipped, {failed} failed, "
-                 f"{len(todo) - index} not done; run again with --skip-existing to resume")
-            raise
+    # Library notes (e.g. a float image saved as 16-bit PNG) are logged: keep them off the progress bar.
+    with logging_redirect_tqdm():
+        for index, job in enumerate(tqdm(todo, desc="denoise", unit="file", disable=len(todo) < 2)):
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    image = read_image(job.source)
+                    image.pixels = denoiser.denoise_pixels(image.pixels)
+                    write_image(job.target, image)
+                for w in caught:
+                    _say(f"warning: {job.source}: {w.message}")
+            except LgbpnError as exc:
+                failed += 1
+                message = str(exc)
+                if str(job.source) not in message and str(job.target) not in message:
+                    message = f"{job.source}: {message}"  # e.g. the network's channel count: name the file
+                _say(f"error: {message}")
+            except Exception as exc:  # a bug must not cost the rest of the batch: report it and go on
+                failed += 1
+                _say(f"error: {job.source}: unexpected {type(exc).__name__} ({one_line(exc)}); please report this")
+            except KeyboardInterrupt:
+                _say(f"interrupted: {index - failed} denoised, {skipped} skipped, {failed} failed, "
+                     f"{len(todo) - index} not done; run again with --skip-existing to resume")
+                raise
     done = len(todo) - failed
     if len(jobs) > 1 or skipped:  # one file: its error line (or nothing) says it all
         click.echo(f"{done} denoised, {skipped} skipped (output exists), {failed} failed", err=True)

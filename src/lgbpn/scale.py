@@ -18,3 +18,9 @@ def from_model_scale(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return (values / 255.0).astype(dtype)
     peak = _MAX[dtype]
     return np.clip(np.floor(values.astype(np.float64) * (peak / 255.0) + 0.5), 0, peak).astype(dtype)
+
+
+def convert_depth(pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`pixels` in another dtype's range (uint8 0..255, uint16 0..65535, float 0..1), rounded and clipped
+    as from_model_scale does."""
+    return from_model_scale(to_model_scale(pixels), dtype)

@@ -1,0 +1,208 @@
+"""`lgbpn bench --compare`: our networks beside what a user would pick instead, in one run.
+
+Every method is timed on the same photo in a process of its own (peak memory as the other cases),
+then scored on the same images; `lgbpn denoise` is timed end to end on that photo, as a user runs it.
+"""
+
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.formats import discover
+from ..denoiser import DEFAULT_MODEL, pretrained_names
+from ..metrics import psnr
+from ..models import build_model
+from ..precision import native_bf16, resolve_precision
+from ..weights import save_weights
+from . import alternatives, cases
+from .cases import Case
+from .harness import machine_info, run_isolated
+from .plan import (
+    COMPARE_METHODS,
+    COMPARE_SUBSETS,
+    STUDENT,
+    TARGET_PEAK_MB,
+    ComparePlan,
+    Method,
+)
+from .report import fmt
+
+log = logging.getLogger(__name__)
+
+PHOTO_SUBSET = "polyu"  # real camera noise at photo resolution (a Canon 5D crop), as a photographer's JPEG
+JPEG_QUALITY = 95
+DEFINITIONS = {
+    "seconds_per_mp": "photo_seconds / the photo's megapixels",
+    "photo_seconds": "one timed call on the photo's decoded pixels (decoding not timed); for `extrapolated` "
+                     "rows, the time on the photo's centre crop x photo_work_ratio",
+    "photo_work_ratio": "the photo's work / the timed image's: pixels, or for networks the pixels of their "
+                        "tiles with overlaps (the tiles lgbpn would cut the photo into)",
+    "peak_mb": "peak resident memory of the process that ran only this method, in the timed call (on the crop for "
+               "extrapolated rows); it includes machine.baseline_rss_mb, the idle process with torch loaded",
+    "psnr": "mean per-image PSNR (lgbpn.metrics: uint8, data range 255) on compare.images; null where the "
+            "weights are not trained",
+    "target": "`lgbpn denoise` on the photo JPEG in a child process limited to `threads` threads (OMP_NUM_THREADS): "
+              "start-up, decoding, denoising and encoding; peak_mb is that process's peak resident memory",
+}
+
+
+def spread(names: list[str], count: int | None) -> list[str]:
+    """`count` names spread evenly over the sorted list, first and last included; None: all."""
+    names = sorted(names)
+    if count is None or count >= len(names):
+        return names
+    if count == 1:
+        return names[:1]
+    return [names[round(i * (len(names) - 1) / (count - 1))] for i in range(count)]
+
+
+def _images(data: Path, count: int | None) -> dict[str, tuple[str, list[str]]]:
+    """{subset: (folder, names)} of the subsets of `data` that are there, clean references only."""
+    found = {}
+    for subset, folder in COMPARE_SUBSETS.items():
+        if (data / folder).is_dir():
+            names = [s.name for s in discover(data / folder) if s.clean is not None]
+            if names:
+                found[subset] = (str(data / folder), spread(names, count))
+    if not found:
+        raise FileNotFoundError(f"{data}: none of {', '.join(COMPARE_SUBSETS.values())} with clean references "
+                                "(`lgbpn bench --compare --data DIR`)")
+    return found
+
+
+def _photo(images: dict, plan: ComparePlan, folder: Path) -> tuple[Path, str]:
+    """The photo JPEG: the first noisy image of PHOTO_SUBSET (else of the first subset), mirror-tiled."""
+    subset = PHOTO_SUBSET if PHOTO_SUBSET in images else next(iter(images))
+    sample = discover(Path(images[subset][0]))[0]
+    height, width = plan.photo
+    pixels = sample.noisy()[:height, :width]
+    pixels = np.pad(pixels, ((0, height - pixels.shape[0]), (0, width - pixels.shape[1]), (0, 0)), mode="symmetric")
+    path = folder / "photo.jpg"
+    Image.fromarray(pixels).save(path, quality=JPEG_QUALITY)
+    return path, (f"{COMPARE_SUBSETS[subset]}/noisy/{sample.name} mirror-tiled to {width}x{height}, "
+                  f"JPEG quality {JPEG_QUALITY}")
+
+
+def _installed(module: str) -> bool:
+    return not module or importlib.util.find_spec(module) is not None
+
+
+def _method_row(method: Method, shipped: set[str], measured: dict | None, megapixels: float) -> dict:
+    trained = method.model in shipped
+    row = dict(method=method.name, settings=method.settings, installed=measured is not None,
+               weights=None, extrapolated=method.on_crop, timed_size=None, timed_seconds=None,
+               photo_work_ratio=None, photo_seconds=None, seconds_per_mp=None, peak_mb=None,
+               psnr={subset: None for subset in COMPARE_SUBSETS})
+    notes = []
+    if method.kind == "network":
+        row["weights"] = f"shipped {method.model}" if trained else f"random {method.arch} (timing only)"
+        if not trained:
+            notes.append(f"{method.model} is not shipped: timed with random weights, no PSNR")
+    if measured is None:
+        notes.append(f"not installed (pip install {method.package}, or lgbpn[bench])")
+    else:
+        row.update(timed_size=measured.get("size"), timed_seconds=measured.get("seconds"),
+                   photo_work_ratio=measured.get("photo_work_ratio"), peak_mb=measured.get("peak_mb"))
+        row["psnr"].update(measured.get("psnr", {}))
+        if row["timed_seconds"] is not None:
+            row["photo_seconds"] = row["timed_seconds"] * row["photo_work_ratio"]
+            row["seconds_per_mp"] = row["photo_seconds"] / megapixels
+        if method.on_crop and row["timed_size"]:
+            notes.append(f"timed on the {row['timed_size']} centre crop and extrapolated; peak on the crop")
+        if "error" in measured:
+            row["error"] = measured["error"]
+            notes.append(measured["error"])
+    row["note"] = "; ".join(notes)
+    return row
+
+
+def _student_args(shipped: set[str], folder: Path) -> tuple[list[str], str]:
+    """`lgbpn denoise` arguments that select the student, and its weights in words."""
+    if STUDENT in shipped:
+        return ([] if DEFAULT_MODEL == STUDENT else ["--model", STUDENT]), f"shipped {STUDENT}"
+    arch = next(m.arch for m in COMPARE_METHODS if m.model == STUDENT)
+    torch.manual_seed(0)
+    path = folder / f"{arch}-random.safetensors"
+    save_weights(build_model(arch), path)
+    return ["--weights", str(path)], f"random {arch} ({STUDENT} is not shipped; the time does not depend on weights)"
+
+
+def _target(photo: Path, folder: Path, shipped: set[str], threads: int, opencv_seconds: float | None,
+            megapixels: float) -> dict:
+    """`lgbpn denoise` on the photo, end to end, with the student: fp32, and bf16 where the CPU has bf16 units."""
+    target = dict(default_model=DEFAULT_MODEL, threads=threads)
+    if DEFAULT_MODEL != STUDENT:
+        target["note"] = (f"the default model is still {DEFAULT_MODEL} (R3 on: see the teacher+r3 row); "
+                          f"timed: the student, the default to be as {STUDENT}")
+    try:
+        args, target["weights"] = _student_args(shipped, folder)
+    except Exception as exc:  # e.g. an unregistered student architecture: the target fails, not the run
+        target["error"] = f"{type(exc).__name__}: {exc}"
+        return target
+    target["command"] = " ".join(["lgbpn denoise photo.jpg -o out.jpg", *(Path(a).name for a in args)])
+    command = [sys.executable, "-m", "lgbpn", "denoise", str(photo), "-o", str(folder / "out.jpg"), *args]
+    for precision in ("fp32", "bf16"):
+        if precision == "bf16" and not native_bf16():
+            target[precision] = {"note": "not run: this CPU has no bf16 units (emulated bf16 is slower than fp32)"}
+            continue
+        start = time.perf_counter()
+        result = run_isolated(alternatives.run_command, [*command, "--precision", precision], threads)
+        log.info("  lgbpn denoise --precision %s: %.1f s, %s", precision, time.perf_counter() - start,
+                 result.get("error") or f"peak {fmt(result['peak_mb'], '.0f')} MB")
+        if "error" not in result:
+            result["seconds_per_mp"] = result["seconds"] / megapixels
+        target[precision] = result
+    target["precision"] = resolve_precision("auto")  # what `lgbpn denoise` runs here by default
+    timed = target[target["precision"]]
+    seconds = None if "error" in timed else timed["seconds"]
+    target["opencv_seconds"] = opencv_seconds
+    target["no_slower_than_opencv"] = None if None in (seconds, opencv_seconds) else seconds <= opencv_seconds
+    target["peak_under_2gb"] = None if seconds is None else timed["peak_mb"] < TARGET_PEAK_MB
+    return target
+
+
+def run_compare(plan: ComparePlan, data: Path, threads: int, quick: bool = False) -> dict:
+    """Run the comparison; returns {machine, quick, definitions, compare}.
+
+    Progress goes to this module's logger. Cases run in worker processes: a script calling this
+    needs the usual `if __name__ == "__main__":` guard.
+    """
+    started, load_before = time.perf_counter(), os.getloadavg()
+    chosen = _images(Path(data), plan.images)
+    shipped = set(pretrained_names())
+    baseline = run_isolated(cases.measure, Case("idle"), "cpu", threads)["peak_mb"]
+    with tempfile.TemporaryDirectory(prefix="lgbpn-compare-") as tmp:
+        photo, source = _photo(chosen, plan, Path(tmp))
+        megapixels = plan.photo[0] * plan.photo[1] / 1e6
+        rows = []
+        for method in COMPARE_METHODS:
+            measured = None
+            if _installed(method.module):
+                start = time.perf_counter()
+                measured = run_isolated(alternatives.measure_method, method, method.model in shipped, str(photo),
+                                        plan.crop, chosen, plan.image_crop, threads)
+                log.info("  %s: %.1f s, %s", method.name, time.perf_counter() - start,
+                         measured.get("error") or f"peak {fmt(measured.get('peak_mb'), '.0f')} MB")
+            rows.append(_method_row(method, shipped, measured, megapixels))
+        opencv = next((r["photo_seconds"] for r in rows if r["method"] == "opencv-nlm"), None)
+        target = _target(photo, Path(tmp), shipped, threads, opencv, megapixels)
+    noisy = {subset: float(np.mean([psnr(alternatives.centre_crop(s.noisy(), plan.image_crop),
+                                         alternatives.centre_crop(s.clean(), plan.image_crop))
+                                    for s in discover(Path(folder)) if s.name in names]))
+             for subset, (folder, names) in chosen.items()}
+    machine = dict(machine_info(threads), native_bf16=native_bf16(), baseline_rss_mb=baseline,
+                   load_average=[round(load_before[0], 2), round(os.getloadavg()[0], 2)])
+    compare = dict(photo=dict(source=source, size=f"{plan.photo[1]}x{plan.photo[0]}", megapixels=megapixels,
+                              crop=f"{plan.crop}x{plan.crop}"),
+                   images={subset: names for subset, (_, names) in chosen.items()},
+                   image_crop=plan.image_crop, noisy_psnr=noisy, rows=rows, target=target,
+                   wall_seconds=time.perf_counter() - started)
+    return dict(machine=machine, quick=quick, definitions=DEFINITIONS, compare=compare)

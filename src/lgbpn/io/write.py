@@ -1,0 +1,80 @@
+"""Writing an Image in the format its file suffix names (see the package notes)."""
+
+import logging
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import imagecodecs
+import numpy as np
+import tifffile
+from PIL import Image as PILImage
+
+from ..errors import ImageWriteError
+from ..scale import convert_depth
+from .atomic import atomic_path
+from .image import WRITE_FORMATS, Image
+
+log = logging.getLogger(__name__)
+
+_PNG_HEADER_END = 8 + 25  # signature, then the IHDR chunk, which every PNG starts with
+_DEEPEST = {"JPEG": np.dtype(np.uint8), "PNG": np.dtype(np.uint16)}  # TIFF takes all three dtypes
+
+
+def write_image(path, image: Image) -> None:
+    """Write `image` atomically in the format named by the suffix of `path`; see the package notes."""
+    path = Path(path)
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageWriteError(
+            f"{path}: cannot write '{path.suffix}' files (use .png, .jpg, .jpeg, .tif or .tiff)")
+    pixels, alpha = image.pixels, image.alpha
+    if (pixels.ndim != 3 or pixels.shape[2] not in (1, 3) or 0 in pixels.shape
+            or pixels.dtype not in (np.uint8, np.uint16, np.float32)):
+        raise ImageWriteError(f"{path}: pixels must be H x W x 1 or 3 of uint8, uint16 or float32, "
+                              f"got {pixels.shape} {pixels.dtype}")
+    if alpha is not None and (alpha.shape != pixels.shape[:2] or alpha.dtype != pixels.dtype):
+        raise ImageWriteError(f"{path}: alpha {alpha.shape} {alpha.dtype} does not match "
+                              f"pixels {pixels.shape} {pixels.dtype}")
+    if fmt == "JPEG" and alpha is not None:
+        warnings.warn(f"{path}: JPEG cannot store alpha; the alpha channel is dropped", stacklevel=2)
+        alpha = None
+    arr = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=2)
+    # The format follows the suffix: JPEG holds 8-bit integers, PNG up to 16 (uint16 to JPEG: round(v / 257)).
+    deepest = _DEEPEST.get(fmt)
+    if deepest is not None and (arr.dtype.kind == "f" or arr.dtype.itemsize > deepest.itemsize):
+        if arr.dtype.kind == "f":
+            log.warning("%s: %s stores integers: float32 pixels saved as %d-bit (0..1 scaled to 0..%d, "
+                        "values outside clipped); write .tif to keep them", path, fmt, deepest.itemsize * 8,
+                        np.iinfo(deepest).max)
+        arr = convert_depth(arr, deepest)
+    with atomic_path(path, ImageWriteError) as tmp:
+        if fmt == "TIFF":
+            tifffile.imwrite(tmp, arr[..., 0] if arr.shape[2] == 1 else arr,
+                             photometric="rgb" if arr.shape[2] >= 3 else "minisblack",
+                             extrasamples=None if alpha is None else ["unassalpha"],
+                             compression="zlib", iccprofile=image.icc_profile)
+        elif arr.dtype == np.uint16:  # PNG: Pillow cannot write 16-bit colour
+            tmp.write_bytes(_png16(arr, image.icc_profile, image.exif))
+        else:
+            options = {"quality": 95, "subsampling": 0} if fmt == "JPEG" else {}
+            if image.exif:
+                options["exif"] = image.exif
+            if image.icc_profile:
+                options["icc_profile"] = image.icc_profile
+            PILImage.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(tmp, fmt, **options)
+
+
+def _png16(arr: np.ndarray, icc: bytes | None, exif: bytes | None) -> bytes:
+    """H x W x C uint16 (C = 1..4) as a 16-bit PNG, with the ICC profile and EXIF imagecodecs does not write."""
+    # A fresh copy: imagecodecs refuses the odd strides numpy allows on length-1 axes, even when contiguous.
+    data = imagecodecs.png_encode(arr.copy())
+    chunks = []
+    if icc:
+        chunks.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
+    if exif:
+        chunks.append((b"eXIf", exif.removeprefix(b"Exif\0\0")))
+    return data[:_PNG_HEADER_END] + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        for kind, body in chunks) + data[_PNG_HEADER_END:]
