@@ -5,6 +5,13 @@
     python benchmarks/quality.py --methods noisy,lgbpn-s+r3 --subsets polyu --limit 10 --threads 1
     python benchmarks/quality.py --table                  # the README's table from the JSON
 
+Leave-camera-out (a camera the model never saw): train without two PolyU cameras, then score those
+images only (stored as the subset `polyu:NikonD800,Sony`, beside the in-distribution ones):
+
+    lgbpn train --data ../shared/data --out runs/loco --config lgbpn-s --exclude '*NikonD800*' --exclude '*Sony*'
+    python benchmarks/quality.py --methods noisy,runs/loco/best.safetensors+raw,runs/loco/best.safetensors \
+        --subsets polyu --cameras NikonD800,Sony
+
 Each method's rows are merged into the JSON (so methods can be run at different times). Metric
 conventions as `lgbpn eval` (uint8 rounding, data range 255, skimage SSIM on RGB, per-image mean).
 Classical methods get their noise level from skimage's estimate_sigma, per image (no clean data).
@@ -19,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lgbpn import Denoiser, InferenceOptions
 from lgbpn.data.formats import discover
-from lgbpn.denoiser import Denoiser
 from lgbpn.io import atomic_write_bytes
 from lgbpn.metrics import psnr, ssim
 from lgbpn.nn.lowpass import DEFAULT_SIGMA
@@ -48,11 +55,17 @@ def classical(name: str):
 
 
 def ours(spec: str, noisy_paths: list[Path]):
-    """`model[+r3][+adapt][+noblend][+nolowpass]`: a shipped model, with R3 and/or adaptation on the
-    subset's noisy images, without the Wiener blend and/or the low-frequency correction."""
+    """`model[+r3][+adapt][+noblend][+nolowpass][+raw]`: a shipped model or a weights file, with R3
+    and/or adaptation on the subset's noisy images, without the Wiener blend and/or the low-frequency
+    correction (`raw`: neither, the network's own output)."""
     model, *flags = spec.split("+")
-    denoiser = Denoiser.from_pretrained(model, r3="r3" in flags, blend="noblend" not in flags,
-                                        lowpass_sigma=None if "nolowpass" in flags else DEFAULT_SIGMA)
+    raw = "raw" in flags
+    options = InferenceOptions(r3="r3" in flags, blend="noblend" not in flags and not raw,
+                               lowpass_sigma=None if "nolowpass" in flags or raw else DEFAULT_SIGMA)
+    if model.endswith((".safetensors", ".pth")):
+        denoiser = Denoiser.from_weights(model, options=options)
+    else:
+        denoiser = Denoiser.from_pretrained(model, options=options)
     if "adapt" in flags:
         from lgbpn.adapt import adapt_to_images
 
@@ -94,6 +107,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="Only the first N images of each subset (slow methods); "
                         "the rows are stored as METHOD@N")
+    parser.add_argument("--cameras", help="Only images whose name holds one of these comma-separated camera names "
+                        "(leave-camera-out); stored as the subset SUBSET:CAMERAS")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = json.loads(args.json.read_text()) if args.json.exists() else {}
@@ -105,8 +120,11 @@ def main():
         print(markdown_table(results))
     if not args.methods:
         return
-    for subset in args.subsets.split(","):
-        samples = [s for s in discover(DATA / SUBSETS[subset]) if s.clean is not None][:args.limit]
+    cameras = args.cameras.split(",") if args.cameras else []
+    for name in args.subsets.split(","):
+        samples = [s for s in discover(DATA / SUBSETS[name]) if s.clean is not None
+                   and (not cameras or any(camera in s.name for camera in cameras))][:args.limit]
+        subset = f"{name}:{args.cameras}" if cameras else name
         for method in args.methods.split(","):
             t0 = time.perf_counter()
             if method in ("nlm", "bm3d"):
@@ -114,7 +132,7 @@ def main():
             elif method == "noisy":
                 fn = lambda x: x  # noqa: E731
             else:
-                fn = ours(method, [DATA / SUBSETS[subset] / "noisy" / s.name for s in samples])
+                fn = ours(method, [DATA / SUBSETS[name] / "noisy" / s.name for s in samples])
             rows = []
             for s in samples:
                 noisy, clean = s.noisy(), s.clean()
@@ -124,8 +142,8 @@ def main():
                          seconds=time.perf_counter() - t0, images=rows)
             key = f"{method}@{args.limit}" if args.limit else method
             results.setdefault(subset, {})[key] = entry
-            print(f"{subset:6s} {key:22s} PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}  ({entry['seconds']:.0f} s)",
-                  flush=True)
+            print(f"{subset:6s} {key:22s} PSNR {entry['psnr']:.2f}  SSIM {entry['ssim']:.4f}  "
+                  f"({entry['seconds']:.0f} s)", flush=True)
             args.json.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
 

@@ -6,23 +6,13 @@ import sys
 import numpy as np
 import pytest
 import tifffile
-from click.testing import CliRunner
 from PIL import Image as PILImage
 
-from lgbpn.cli import main
 from lgbpn.io import read_image
 
-from .helpers import noisy_image, tiny_weights
+from .helpers import noisy_image, run_cli
 
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return tiny_weights(tmp_path_factory.mktemp("w") / "tiny.safetensors")
-
-
-def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return result
+run = run_cli
 
 
 def test_png_rgb_to_file(tmp_path, weights):
@@ -79,30 +69,16 @@ def test_rgba_png_alpha_untouched(tmp_path, weights):
     assert img.pixels.shape == (30, 30, 3)
 
 
-def test_folder_recursive_names_skip_existing_and_bad_file(tmp_path, weights):
+def test_folder_keeps_relative_names(tmp_path, weights):
+    """(A bad file in a folder and --skip-existing: tests/test_reliability.py.)"""
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     PILImage.fromarray(noisy_image(32, 32, seed=1)).save(src / "a.png")
     PILImage.fromarray(noisy_image(32, 32, seed=2)).save(src / "sub" / "b.JPG")
-    (src / "sub" / "broken.png").write_text("not an image")
     out = tmp_path / "out"
     result = run("denoise", src, "-o", out, "--weights", weights, "--no-r3")
-    assert result.exit_code == 3, result.output  # some failed
-    assert "broken.png" in result.output and "2 denoised" in result.output and "1 failed" in result.output
-    assert (out / "a.png").exists() and (out / "sub" / "b.JPG").exists()
-    before = (out / "a.png").stat().st_mtime_ns
-    result = run("denoise", src, "-o", out, "--weights", weights, "--no-r3", "--skip-existing")
-    assert "2 skipped" in result.output
-    assert (out / "a.png").stat().st_mtime_ns == before
-
-
-def test_refuses_to_overwrite_input(tmp_path, weights):
-    src = tmp_path / "x.png"
-    PILImage.fromarray(noisy_image(20, 20)).save(src)
-    original = src.read_bytes()
-    result = run("denoise", src, "-o", src, "--weights", weights)
-    assert result.exit_code == 1 and "overwrite an input" in result.output
-    assert src.read_bytes() == original
+    assert result.exit_code == 0, result.output
+    assert (out / "a.png").exists() and (out / "sub" / "b.JPG").exists() and "2 denoised" in result.output
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 7), (5, 90)])
@@ -138,3 +114,51 @@ def test_models_lists_every_shipped_model_with_its_card_headline():
         line = next(line for line in lines if line.split()[0] == name)
         assert " dB" in line, f"{name}: its card has no headline score"
     assert "(default)" in next(line for line in lines if line.split()[0] == DEFAULT_MODEL)
+
+
+def test_precision_option(tmp_path, weights):
+    src = tmp_path / "p.png"
+    PILImage.fromarray(noisy_image(36, 40)).save(src)
+    outputs = {}
+    for precision in ("auto", "fp32", "bf16"):
+        outputs[precision] = tmp_path / f"{precision}.png"
+        result = run("denoise", src, "-o", outputs[precision], "--weights", weights, "--no-r3", "--precision", precision)
+        assert result.exit_code == 0, result.output
+    from lgbpn.precision import resolve_precision
+
+    auto = read_image(outputs["auto"]).pixels
+    assert np.array_equal(auto, read_image(outputs[resolve_precision("auto")]).pixels)
+    assert np.abs(read_image(outputs["bf16"]).pixels.astype(int) - read_image(outputs["fp32"]).pixels).max() <= 8
+    result = run("denoise", src, "-o", tmp_path / "x.png", "--weights", weights, "--precision", "fp16")
+    assert result.exit_code == 2 and "--precision" in result.output
+
+
+@pytest.mark.parametrize("option, value", [("--seed", "-1"), ("--device", "gpu0"), ("--overlap", "-3")])
+@pytest.mark.parametrize("command", ["denoise", "eval", "submit"])
+def test_bad_model_option_exits_2_naming_it(tmp_path, weights, command, option, value):
+    args = {"denoise": ["denoise", tmp_path / "a.png", "-o", tmp_path / "b.png"],
+            "eval": ["eval", "--data", tmp_path], "submit": ["submit", "sidd", "--data", tmp_path, "-o", tmp_path / "b"]}
+    result = run(*args[command], "--weights", weights, option, value)
+    assert result.exit_code == 2 and option in result.output, result.output
+
+
+def test_tile_help_shows_the_real_default_and_the_lgbpn_caveat():
+    from lgbpn.options import DEFAULT_TILE
+
+    help_text = " ".join(run("denoise", "--help").output.split())
+    assert f"default {DEFAULT_TILE}" in help_text and "output depends on the tile size" in help_text
+    assert "default 512" not in help_text
+
+
+def test_eval_records_the_inference_options(tmp_path, weights):
+    for folder in ("noisy", "clean"):
+        (tmp_path / "set" / folder).mkdir(parents=True)
+        PILImage.fromarray(noisy_image(30, 30, seed=folder == "noisy")).save(tmp_path / "set" / folder / "a.png")
+    report = tmp_path / "scores.json"
+    result = run("eval", "--data", tmp_path / "set", "--weights", weights, "--no-r3", "--tile", 96, "--json", report)
+    assert result.exit_code == 0, result.output
+    import json
+
+    info = json.loads(report.read_text())
+    assert info["weights"] == str(weights) and info["model"] == "lgbpn-s"
+    assert (info["r3"], info["tile"], info["overlap"], info["precision"], info["blend"]) == (False, 96, 48, "auto", True)

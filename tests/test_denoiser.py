@@ -115,3 +115,89 @@ def test_a_model_still_trains_after_denoising():
     x = torch.from_numpy(noisy_image(40, 40).astype(np.float32)).permute(2, 0, 1)[None]
     self_supervised_loss(model, x).backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_package_exports_the_api():
+    import importlib.metadata
+
+    import lgbpn
+    from lgbpn.models import build_model
+    from lgbpn.options import InferenceOptions
+
+    assert lgbpn.Denoiser is Denoiser and lgbpn.build_model is build_model and lgbpn.InferenceOptions is InferenceOptions
+    assert lgbpn.__version__ == importlib.metadata.version("lgbpn")
+
+
+@pytest.mark.parametrize("option, value", [
+    ("tile", 0), ("tile", 12.5), ("overlap", -1), ("passes", 0), ("seed", -1), ("seed", 2**64), ("prob", 0.0),
+    ("prob", 1.5), ("lowpass_sigma", 0), ("lowpass_sigma", float("nan")), ("r3", 1), ("blend", "yes"),
+    ("precision", "fp16"), ("device", "gpu0"), ("colour", True),
+])
+def test_options_refuse_bad_values_naming_the_option(option, value):
+    from lgbpn.options import InferenceOptions, OptionError
+
+    with pytest.raises(OptionError, match=f"^{option}: ") as caught:
+        InferenceOptions().replace(**{option: value})
+    assert caught.value.option == option
+
+
+def test_options_are_frozen_and_keywords_build_the_same_denoiser():
+    import dataclasses
+
+    from lgbpn.options import InferenceOptions
+
+    options = InferenceOptions(r3=False, tile=96, blend=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.tile = 48
+    model = tiny_model()
+    assert Denoiser(model, options, seed=5).options == options.replace(seed=5)
+    image = noisy_image(30, 34)
+    np.testing.assert_array_equal(Denoiser(model, options)(image), Denoiser(model, r3=False, tile=96, blend=False)(image))
+
+
+def test_tensor_path_equals_the_numpy_path_and_stays_in_torch(denoiser, monkeypatch):
+    rgb, grey = noisy_image(26, 30), noisy_image(26, 30, channels=1, seed=4)
+    rgba = np.dstack([rgb, np.tile(np.arange(30, dtype=np.uint8) * 8, (26, 1))])
+    grey_alpha = np.dstack([grey, rgba[..., 3:]])
+    cases = [rgb, rgba, grey, grey_alpha, noisy_image(26, 30, dtype=np.float32),
+             noisy_image(26, 30, channels=1, dtype=np.float64), noisy_image(26, 30, dtype=np.uint16)]
+    expected = [denoiser(image) for image in cases]
+
+    def no_numpy(*args, **kwargs):
+        raise AssertionError("the tensor path went through numpy")
+
+    monkeypatch.setattr(torch.Tensor, "numpy", no_numpy)
+    results = []
+    for image in cases:
+        chw = torch.from_numpy(image).permute(2, 0, 1)
+        results.append((chw, denoiser(chw), denoiser(torch.stack([chw, chw.flip(-1)])), denoiser(chw.flip(-1))))
+    monkeypatch.undo()
+    for want, (chw, one, batch, flipped) in zip(expected, results):
+        assert one.dtype == chw.dtype and one.shape == chw.shape and not one.is_inference()
+        np.testing.assert_array_equal(one.permute(1, 2, 0).numpy(), want)  # alpha included
+        assert torch.equal(batch[0], one) and torch.equal(batch[1], flipped)  # each image as if alone
+
+
+def test_tensor_path_refuses_what_it_cannot_denoise(denoiser):
+    from lgbpn.errors import InputError
+
+    for bad in (torch.zeros(3, 8, 8, dtype=torch.int32), torch.zeros(5, 8, 8), torch.zeros(0, 3, 8, 8),
+                torch.full((3, 8, 8), float("nan"))):
+        with pytest.raises(InputError):
+            denoiser(bad)
+
+
+def test_bf16_runs_close_to_fp32_and_auto_picks_it_only_on_native_units(monkeypatch):
+    from lgbpn import precision
+    from lgbpn.tiling import denoise_tiled
+
+    model = tiny_model().eval()
+    x = torch.from_numpy(noisy_image(36, 40).astype(np.float32)).permute(2, 0, 1)[None]
+    fp32 = denoise_tiled(model, x, r3=True, passes=2, precision="fp32")
+    bf16 = denoise_tiled(model, x, r3=True, passes=2, precision="bf16")
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32) and not model._forward_hooks
+    assert 10 * torch.log10(255**2 / ((bf16 - fp32) ** 2).mean()) > 35
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": False)
+    assert torch.equal(denoise_tiled(model, x, r3=True, passes=2), fp32)
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": True)
+    assert torch.equal(denoise_tiled(model, x, r3=True, passes=2), bf16)

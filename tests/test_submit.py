@@ -15,7 +15,8 @@ from lgbpn.data.submit import (
     read_sidd_submission_csv,
     write_sidd_submission,
 )
-from lgbpn.errors import DataError, ImageWriteError
+from lgbpn.errors import DataError, WriteError
+from lgbpn.nn.lowpass import DEFAULT_SIGMA
 
 RNG = np.random.default_rng(0)
 SMALL = (2, 3, 8, 6, 3)
@@ -71,7 +72,7 @@ def test_sidd_submission_default_is_the_real_layout(tmp_path):
 
 def test_sidd_submission_unwritable_folder(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(ImageWriteError, match="SubmitSrgb.csv"):
+    with pytest.raises(WriteError, match="SubmitSrgb.csv"):
         write_sidd_submission(np.zeros(SMALL, np.uint8), tmp_path / "file", shape=SMALL)
 
 
@@ -97,16 +98,17 @@ def test_denoise_sidd_benchmark(tmp_path):
     noisy = RNG.integers(0, 256, SMALL, dtype=np.uint8)
     mat_path = tmp_path / "BenchmarkNoisyBlocksSrgb.mat"
     scipy.io.savemat(mat_path, {"BenchmarkNoisyBlocksSrgb": noisy})
-    paths = denoise_sidd_benchmark(mat_path, invert, tmp_path / "out", progress=False)
+    paths = denoise_sidd_benchmark(mat_path, invert, tmp_path / "out", "invert", progress=False)
     np.testing.assert_array_equal(read_sidd_submission_csv(paths["csv"], shape=SMALL), 255 - noisy)
-    assert check_mat(paths["mat"], 255 - noisy)["TimeMPSrgb"].item() >= 0
+    mat = check_mat(paths["mat"], 255 - noisy)
+    assert mat["TimeMPSrgb"].item() >= 0 and mat["OptionalData"]["MethodName"].item().item() == "invert"
 
 
 def test_denoiser_with_wrong_output_is_an_error(tmp_path):
     mat_path = tmp_path / "BenchmarkNoisyBlocksSrgb.mat"
     scipy.io.savemat(mat_path, {"BenchmarkNoisyBlocksSrgb": np.zeros(SMALL, np.uint8)})
     with pytest.raises(DataError, match="denoiser returned float"):
-        denoise_sidd_benchmark(mat_path, lambda x: x / 255.0, tmp_path / "out", progress=False)
+        denoise_sidd_benchmark(mat_path, lambda x: x / 255.0, tmp_path / "out", "x", progress=False)
 
 
 def write_dnd(root: Path, images: list[np.ndarray], boxes: list[np.ndarray]) -> None:
@@ -139,3 +141,33 @@ def test_denoise_dnd_bundle(tmp_path):
             noisy = np.round(img[r1 - 1 : r2, c1 - 1 : c2] * 255).astype(np.uint8)
             assert cells[0, k].dtype == np.float32
             np.testing.assert_array_equal(cells[0, k], (255 - noisy).astype(np.float32) / 255)
+
+
+@pytest.mark.parametrize("flags, label", [
+    ([], "lgbpn-s (no R3, no output corrections)"),
+    (["--lowpass", "--blend"], f"lgbpn-s (no R3, low-frequency correction (sigma {DEFAULT_SIGMA:g}), residual Wiener blend)"),
+])
+def test_submit_command_sends_the_papers_output_unless_told_and_labels_it(tmp_path, flags, label):
+    """`lgbpn submit` writes the network's own output by default; asked-for corrections are named."""
+    from click.testing import CliRunner
+
+    from lgbpn.cli import main
+    from lgbpn.denoiser import Denoiser
+
+    from .helpers import noisy_image, tiny_weights
+
+    weights = tiny_weights(tmp_path / "tiny.safetensors")
+    shape = (1, 2, 40, 36, 3)
+    noisy = np.stack([noisy_image(*shape[2:4], seed=i) for i in range(2)]).reshape(shape)
+    scipy.io.savemat(tmp_path / "BenchmarkNoisyBlocksSrgb.mat", {"BenchmarkNoisyBlocksSrgb": noisy})
+    args = ["submit", "sidd", "--data", tmp_path / "BenchmarkNoisyBlocksSrgb.mat", "-o", tmp_path / "out",
+            "--weights", weights, "--no-r3", *flags]
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert label in result.output
+    corrected = bool(flags)
+    denoiser = Denoiser.from_weights(weights, preset="sidd", r3=False, blend=corrected,
+                                     lowpass_sigma=DEFAULT_SIGMA if corrected else None)
+    expected = np.stack([denoiser(block) for block in noisy.reshape(-1, *shape[2:])]).reshape(shape)
+    mat = check_mat(tmp_path / "out" / "SubmitSrgb.mat", expected)
+    assert mat["OptionalData"]["MethodName"].item().item() == label

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
+from lgbpn import tiling
 from lgbpn.nn.pd import pad_reflect_any, pd_batched, pd_batched_inverse, pd_tiled, pd_tiled_inverse
 from lgbpn.nn.r3 import r3_masks
-from lgbpn.tiling import denoise_tiled
+from lgbpn.options import DEFAULT_TILE, InferenceOptions
+from lgbpn.tiling import denoise_tiled, plan_tiles
 
 from .helpers import tiny_model
 
@@ -16,6 +18,7 @@ def image():
     return (torch.rand(2, 3, 150, 172) * 200 + 20).float()
 
 
+@pytest.mark.slow
 def test_apbsn_tiles_equal_whole_image_with_r3(image):
     model = tiny_model("apbsn").eval()
     whole = denoise_tiled(model, image, r3=True, seed=4, tile=1000)
@@ -32,6 +35,27 @@ def test_lgbpn_tiles_match_whole_image_closely(image):
     # Channel attention sees the whole (sub-)image, so tiles differ slightly from the whole image.
     mse = ((tiled - whole) ** 2).mean()
     assert 10 * torch.log10(255**2 / mse) > 40
+
+
+@pytest.mark.parametrize("arch", ["lgbpn-s", "apbsn"])
+def test_default_tile_is_fixed_not_sized_from_memory(arch, monkeypatch):
+    """LG-BPN's output depends on the tile, so the default must not move with a memory estimate."""
+    model = tiny_model(arch)
+    assert plan_tiles(model, DEFAULT_TILE, DEFAULT_TILE) == ([(0, DEFAULT_TILE, 0, DEFAULT_TILE)],) * 2  # whole
+    plan = plan_tiles(model, 2000, 900)
+    assert [core for *_, core in plan[0]][:2] == [DEFAULT_TILE, 2 * DEFAULT_TILE]
+    monkeypatch.setattr(tiling, "MEMORY_BUDGET_BYTES", 1 << 20)
+    monkeypatch.setattr(model, "floats_per_pixel", lambda: 1e6)
+    assert plan_tiles(model, 2000, 900) == plan
+
+
+def test_options_or_keywords_run_the_same(image):
+    model = tiny_model("lgbpn-s").eval()
+    options = InferenceOptions(r3=True, passes=2, seed=7, tile=96, overlap=24)
+    torch.testing.assert_close(denoise_tiled(model, image, options),
+                               denoise_tiled(model, image, r3=True, passes=2, seed=7, tile=96, overlap=24), rtol=0, atol=0)
+    torch.testing.assert_close(denoise_tiled(model, image, options, seed=7),
+                               denoise_tiled(model, image, options), rtol=0, atol=0)
 
 
 def test_r3_masks_depend_only_on_position():

@@ -14,6 +14,7 @@ from .data.crops import NoisyCrops
 from .data.formats import Sample
 from .errors import LgbpnError
 from .io import read_image
+from .layout import grey_to_rgb
 from .train.trainer import self_supervised_loss
 
 ADAPT_LR = 5e-5
@@ -24,7 +25,7 @@ ADAPT_CROP = 120
 def _rgb_loader(path: Path, channels: int):
     def load() -> np.ndarray:
         pixels = read_image(path).pixels
-        return np.repeat(pixels, channels, axis=-1) if pixels.shape[-1] == 1 and channels > 1 else pixels
+        return grey_to_rgb(pixels) if channels == 3 else pixels
 
     return load
 

@@ -4,20 +4,23 @@ Each tile is processed with `overlap` extra pixels of context on every side that
 image; only its core is kept. Tile origins are multiples of the model's PD alignment, so a tile's
 sub-images have the same phases as the whole image's, and R3 masks are drawn by global position.
 Where the overlap covers the receptive field, the stitched result equals the untiled one.
-(LG-BPN's channel attention has a whole-image context, so there the match is close, not exact.)
+(LG-BPN's channel attention has a whole-image context, so there the match is close, not exact,
+and its output depends on the tile size: the default tile is fixed, see options.DEFAULT_TILE.)
 """
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .nn.pd import pad_reflect_any
-from .nn.r3 import R3_PASSES, R3_PROB, denoise_r3, r3_masks
+from .nn.r3 import denoise_r3, r3_masks
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, InferenceOptions
+from .precision import autocast, resolve_precision
 
-DEFAULT_OVERLAP = 48
-# Activation memory per network call; sets the automatic tile size and how many R3 passes share a call.
+# Activation memory per network call: how many R3 passes share a call (not the tile size).
 MEMORY_BUDGET_BYTES = 3 << 30
 
 
@@ -37,12 +40,6 @@ def pixels_per_call(model: nn.Module) -> int:
     return int(MEMORY_BUDGET_BYTES / (4 * model.floats_per_pixel()))
 
 
-def auto_tile(model: nn.Module, overlap: int) -> int:
-    """The largest tile whose window (tile + overlap on both sides) fits the memory budget."""
-    window = int(math.sqrt(pixels_per_call(model)))
-    return min(1024, max(64, window - 2 * overlap))
-
-
 def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int, int]]:
     """(window start, window end, core start, core end) along one axis."""
     spans = []
@@ -53,49 +50,61 @@ def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, 
     return spans
 
 
-def plan_tiles(model: nn.Module, h: int, w: int, tile: int | None = None, overlap: int | None = None):
+def plan_tiles(model: nn.Module, h: int, w: int, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
     """Row and column spans of the tiles of an h x w image (tile and overlap aligned to PD)."""
     align = model.alignment()
-    overlap = DEFAULT_OVERLAP if overlap is None else overlap
     overlap = math.ceil(overlap / align) * align
-    tile = auto_tile(model, overlap) if tile is None else tile
     tile = max(align, tile // align * align)
     return _spans(h, tile, overlap, align), _spans(w, tile, overlap, align)
 
 
 @torch.inference_mode()
-def denoise_tiled(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    r3: bool = True,
-    passes: int = R3_PASSES,
-    prob: float = R3_PROB,
-    seed: int = 0,
-    tile: int | None = None,
-    overlap: int | None = None,
-    progress: bool = False,
-) -> torch.Tensor:
-    """Denoise a (B, C, H, W) float batch on the 0..255 scale; returns the same shape."""
-    rows, cols = plan_tiles(model, *x.shape[-2:], tile, overlap)
+def denoise_tiled(model: nn.Module, x: torch.Tensor, options: InferenceOptions | None = None, *, progress: bool = False,
+                  **changes) -> torch.Tensor:
+    """Denoise a (B, C, H, W) float batch on the 0..255 scale; returns the same shape, on x's device.
+
+    Runs the network as `options` (with `changes` applied) say: R3, seed, tile, overlap, precision.
+    The output corrections are left to the caller (`Denoiser` applies them to the whole image).
+    """
+    options = (options or InferenceOptions()).replace(**changes)
+    rows, cols = plan_tiles(model, *x.shape[-2:], options.tile, options.overlap)
     out = torch.empty_like(x)
-    with tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress, leave=False) as bar:
+    bar = tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress, leave=False)
+    with bar, _precision(model, resolve_precision(options.precision, x.device), x.device):
         for y0, y1, cy0, cy1 in rows:
             for x0, x1, cx0, cx1 in cols:
                 window = x[..., y0:y1, x0:x1]
-                result = _denoise_window(model, window, (y0, x0), r3, passes, prob, seed)
+                result = _denoise_window(model, window, (y0, x0), options)
                 out[..., cy0:cy1, cx0:cx1] = result[..., cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
                 bar.update()
     return out
 
 
-def _denoise_window(model, window, origin, r3, passes, prob, seed) -> torch.Tensor:
+@contextmanager
+def _precision(model: nn.Module, precision: str, device: torch.device):
+    """bf16 autocast with the network's outputs cast back to float32 (nothing to do for fp32).
+
+    R3 sums its passes in the output's dtype, and bf16 keeps 8 significant bits: steps of 1 at
+    128..255 on our scale, of 8 for a sum of eight passes.
+    """
+    if precision != "bf16":
+        yield
+        return
+    handle = model.register_forward_hook(lambda module, inputs, output: output.float())
+    try:
+        with autocast(precision, device):
+            yield
+    finally:
+        handle.remove()
+
+
+def _denoise_window(model, window, origin, options: InferenceOptions) -> torch.Tensor:
     h, w = window.shape[-2:]
     smallest = model.min_size()
     # Too small for the network's reflect pads: mirror the window up to size and crop back.
     grown = pad_reflect_any(window, 0, max(0, smallest - h), 0, max(0, smallest - w))
     padded_shape = model.pad_for_inference(grown[:1, :1, :, :]).shape[-2:]
     shape = (grown.shape[0], grown.shape[1], *padded_shape)
-    masks = r3_masks(shape, passes, prob, seed, origin) if r3 else None
+    masks = r3_masks(shape, options.passes, options.prob, options.seed, origin) if options.r3 and model.blind_spot else None
     pass_batch = max(1, pixels_per_call(model) // (shape[0] * shape[2] * shape[3]))
     return denoise_r3(model, grown, masks, pass_batch)[..., :h, :w]

@@ -79,7 +79,7 @@ def write_sidd_submission(
     mat = {
         "DenoisedBlocksSrgb": cells,
         "TimeMPSrgb": float(time_mp),
-        "OptionalData": dict(optional_data or {"MethodName": "lgbpn"}),
+        "OptionalData": dict(optional_data or {}),
     }
     paths = {"csv": out_dir / SIDD_CSV_NAME, "mat": out_dir / SIDD_MAT_NAME}
     _atomic_write(paths["csv"], write_csv)
@@ -121,9 +121,12 @@ def _denoise(denoise_fn: DenoiseFn, noisy: np.ndarray, what: str) -> np.ndarray:
 
 
 def denoise_sidd_benchmark(
-    mat_path: Path, denoise_fn: DenoiseFn, out_dir: Path, progress: bool = True
+    mat_path: Path, denoise_fn: DenoiseFn, out_dir: Path, method: str, progress: bool = True
 ) -> dict[str, Path]:
-    """Denoise every block of `BenchmarkNoisyBlocksSrgb.mat` and write both submission forms."""
+    """Denoise every block of `BenchmarkNoisyBlocksSrgb.mat` and write both submission forms.
+
+    `method` is the .mat file's MethodName: say what was submitted, e.g. which output corrections.
+    """
     noisy = load_sidd_blocks(Path(mat_path).resolve(), "BenchmarkNoisyBlocksSrgb")
     denoised = np.empty_like(noisy)
     start = time.perf_counter()
@@ -133,7 +136,8 @@ def denoise_sidd_benchmark(
         denoised[i, j] = _denoise(denoise_fn, noisy[i, j].copy(), f"{mat_path} block ({i}, {j})")
     # The toolkit reports TimeMPSrgb as seconds per megapixel (2**20 pixels).
     time_mp = (time.perf_counter() - start) * 2**20 / noisy[..., 0].size
-    return write_sidd_submission(denoised, out_dir, shape=noisy.shape, time_mp=time_mp)
+    return write_sidd_submission(denoised, out_dir, shape=noisy.shape, time_mp=time_mp,
+                                 optional_data={"MethodName": method})
 
 
 def denoise_dnd(dnd_dir: Path, denoise_fn: DenoiseFn, out_dir: Path, progress: bool = True) -> Path:

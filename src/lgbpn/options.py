@@ -1,0 +1,109 @@
+"""How a model is run at inference: one frozen, validated set of options.
+
+`Denoiser`, `tiling.denoise_tiled`, the command line and benchmarks/quality.py all take an
+`InferenceOptions`; a wrong value is refused when the options are made, naming the option.
+Importing this module does not import torch (the command line reads its defaults for --help).
+"""
+
+import dataclasses
+import math
+from importlib import import_module
+from numbers import Integral, Real
+
+from .errors import ConfigError
+
+# A fixed tile, not one sized from a memory estimate: LG-BPN's channel attention pools over the
+# whole tile, so its output depends on the tile, and a default that moved with the estimate (or
+# with the model) would silently change results. 672 is a multiple of the tile alignments (12 for
+# LG-BPN's SIDD preset, 4 for DND, 2 for AP-BSN) and covers the benchmarks' 256x256 blocks and
+# 512x512 crops whole, as the reference code runs them. Peak memory for a 768x768 window (tile
+# plus overlap on both sides): about 3 GB for lgbpn-s, 10 GB for the full LG-BPN.
+DEFAULT_TILE = 672
+DEFAULT_OVERLAP = 48
+
+
+def _default(module: str, name: str):
+    """A default that lives in a torch module, read when options are made, so this module stays torch-free."""
+    return dataclasses.field(default_factory=lambda: getattr(import_module(module, __package__), name))
+
+
+class OptionError(ConfigError):
+    """An inference option with a wrong type or value; `option` is its field name."""
+
+    def __init__(self, option: str, problem: str):
+        super().__init__(f"{option}: {problem}")
+        self.option, self.problem = option, problem
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceOptions:
+    """Device, precision, R3, tiles and output corrections of an inference run; change one with `replace`."""
+
+    device: str = "cpu"  # cpu, cuda, cuda:N, or auto (cuda where available)
+    precision: str = "auto"  # auto: bf16 where the device has native bf16 units, else fp32
+    r3: bool = True  # random-replacing refinement (AP-BSN's test-time ensemble)
+    passes: int = _default(".nn.r3", "R3_PASSES")
+    prob: float = _default(".nn.r3", "R3_PROB")  # share of pixels each R3 pass gives back to the noisy input
+    seed: int = 0  # of the R3 replacement masks
+    tile: int = DEFAULT_TILE  # rounded down to the model's PD alignment
+    overlap: int = DEFAULT_OVERLAP  # rounded up to the model's PD alignment
+    # The two output corrections (ours); None and False give the paper's output.
+    lowpass_sigma: float | None = _default(".nn.lowpass", "DEFAULT_SIGMA")
+    blend: bool = True
+
+    def __post_init__(self):
+        from .precision import PRECISIONS
+
+        for name in ("r3", "blend"):
+            _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "must be True or False")
+        for name, least in (("passes", 1), ("seed", 0), ("tile", 1), ("overlap", 0)):
+            value = getattr(self, name)
+            _check(name, value, isinstance(value, Integral) and not isinstance(value, bool), "must be an integer")
+            _check(name, value, value >= least, "must be positive" if least else "must be >= 0")
+        _check("seed", self.seed, self.seed < 2**64, "must be below 2**64")  # R3 masks hash it as uint64
+        _check("prob", self.prob, _real(self.prob) and 0 < self.prob <= 1, "must be in (0, 1]")
+        if self.lowpass_sigma is not None:
+            _check("lowpass_sigma", self.lowpass_sigma, _real(self.lowpass_sigma) and self.lowpass_sigma > 0,
+                   "must be positive, or None for no low-frequency correction")
+        _check("precision", self.precision, self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}")
+        _check("device", self.device, isinstance(self.device, str) and _device_name(self.device),
+               "must be a torch device (cpu, cuda, cuda:N, ...) or auto")
+
+    def replace(self, **changes) -> "InferenceOptions":
+        """These options with some fields changed (validated again); an unknown name is an error."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise OptionError(unknown[0], f"no such inference option; known: {', '.join(f.name for f in dataclasses.fields(self))}")
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        """What these options add to the network's own output, in words (e.g. for a submission's label)."""
+        parts = [f"R3 ({self.passes} passes)" if self.r3 else "no R3"]
+        if self.lowpass_sigma is not None:
+            parts.append(f"low-frequency correction (sigma {self.lowpass_sigma:g})")
+        if self.blend:
+            parts.append("residual Wiener blend")
+        if self.lowpass_sigma is None and not self.blend:
+            parts.append("no output corrections")
+        return ", ".join(parts)
+
+
+def _check(name: str, value, ok: bool, problem: str) -> None:
+    if not ok:
+        raise OptionError(name, f"{problem}, got {value!r}")
+
+
+def _real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _device_name(name: str) -> bool:
+    import torch
+
+    if name == "auto":
+        return True
+    try:
+        torch.device(name)
+    except RuntimeError:
+        return False
+    return True
