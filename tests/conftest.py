@@ -32,3 +32,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory) -> Path:
+    """A tiny random LG-BPN-S weights file for the CLI tests."""
+    # Imported here: a broken model import then fails only the tests that use it.
+    from .helpers import tiny_weights
+
+    return tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def apbsn_weights(tmp_path_factory) -> Path:
+    """Tiny AP-BSN weights: it needs only 3 pixels of context, cheap for very long images."""
+    from .helpers import tiny_weights
+
+    return tiny_weights(tmp_path_factory.mktemp("weights") / "apbsn.safetensors", "apbsn")

@@ -1,9 +1,13 @@
-"""Shared test helpers: tiny models and images built in the test."""
+"""Shared test helpers: tiny models and images built in the test, and running the CLI."""
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
+from click.testing import CliRunner
+from PIL import Image as PILImage
 
 from lgbpn.models import build_model
 from lgbpn.weights import save_weights
@@ -41,3 +45,36 @@ def noisy_image(h: int, w: int, channels: int = 3, dtype=np.uint8, seed: int = 0
     if dtype == np.uint16:
         return np.round(img * 65535).astype(np.uint16)
     return img.astype(dtype)
+
+
+def png(path: Path, pixels: np.ndarray, **options) -> Path:
+    """Save with Pillow (not our writer), so the file under test is made independently."""
+    PILImage.fromarray(pixels).save(path, **options)
+    return path
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def run_cli(*args):
+    """`lgbpn ARGS` in this process; an exception that escapes the CLI or a traceback fails the test."""
+    # Imported here: tests that only need images or models do not import the CLI.
+    from lgbpn.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(f"uncaught {type(result.exception).__name__}: {result.exception}\n{result.output}")
+    assert "Traceback" not in result.output
+    return result
+
+
+def assert_cli_error(result, name, code: int = 1, progress_bars: bool = False) -> str:
+    """Exit `code`, and stderr is exactly one line `error: ...` that names `name`; returns that line."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    if progress_bars:  # training draws a progress bar on stderr before it fails
+        lines = [line for line in lines if line.startswith("error: ") or "%|" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert str(name) in lines[0], lines[0]
+    return lines[0]

@@ -180,6 +180,20 @@ def test_paired_folder(tmp_path):
     assert samples[1].clean is None
 
 
+def test_paired_folder_named_by_its_noisy_half(tmp_path):
+    """`--data DATA/noisy` loads as `--data DATA` does: the clean partners sit outside the given folder."""
+    a_noisy, a_clean, b_noisy = random_u8(7, 5, 3), random_u8(7, 5, 3), random_u8(3, 8, 3)
+    write_png(tmp_path / "noisy" / "a.png", a_noisy)
+    write_png(tmp_path / "clean" / "a.png", a_clean)
+    write_png(tmp_path / "noisy" / "sub" / "b.png", b_noisy)
+
+    samples = discover(tmp_path / "noisy")
+    assert [s.name for s in samples] == [s.name for s in discover(tmp_path)] == ["a.png", "sub/b.png"]
+    np.testing.assert_array_equal(samples[0].noisy(), a_noisy)
+    np.testing.assert_array_equal(samples[0].clean(), a_clean)
+    assert samples[1].clean is None
+
+
 def test_plain_folder(tmp_path):
     x, z = random_u8(4, 6, 3), random_u8(5, 3, 3)
     write_png(tmp_path / "x.PNG", x)

@@ -33,7 +33,8 @@ import numpy as np
 import scipy.io
 
 from lgbpn.errors import DataError, ImageReadError
-from lgbpn.io import SUPPORTED_SUFFIXES, read_image
+from lgbpn.io import image_files, read_image
+from lgbpn.layout import grey_to_rgb
 
 # noisy key -> (clean file, clean key); the benchmark set has no public ground truth.
 SIDD_BLOCK_KEYS = {
@@ -71,7 +72,7 @@ def read_rgb(path: Path) -> np.ndarray:
         pixels = read_image(path).pixels
     except ImageReadError as e:
         raise DataError(str(e)) from None
-    return np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels
+    return grey_to_rgb(pixels)
 
 
 # --- SIDD validation / benchmark blocks --------------------------------------------------------
@@ -202,17 +203,6 @@ def _dnd_samples(root: Path) -> list[Sample]:
 # --- image folders -----------------------------------------------------------------------------
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively, sorted; hidden files (e.g. macOS `._x.png`) skipped."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in SUPPORTED_SUFFIXES
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-
-
 def _image_sample(name: str, noisy: Path, clean: Path | None) -> Sample:
     return Sample(
         name=name,
@@ -223,7 +213,7 @@ def _image_sample(name: str, noisy: Path, clean: Path | None) -> Sample:
 
 def _sidd_medium_samples(root: Path) -> list[Sample]:
     samples = []
-    for p in _image_files(root):
+    for p in image_files(root):
         if "_NOISY_SRGB_" in p.name:
             gt = p.with_name(p.name.replace("_NOISY_SRGB_", "_GT_SRGB_"))
             samples.append(_image_sample(p.relative_to(root).as_posix(), p, gt if gt.is_file() else None))
@@ -234,14 +224,15 @@ def _paired_samples(root: Path) -> list[Sample]:
     """Every `noisy/` folder under `root` (root's own included), with its sibling `clean/` if any.
 
     Collections of sets (e.g. `data/sidd/noisy`, `data/polyu/noisy`) thus load as one dataset, and
-    clean references are never mistaken for noisy training images.
+    clean references are never mistaken for noisy training images. `root` may itself be the
+    `noisy/` folder (`--data DATA/noisy`): its `clean/` sibling, outside `root`, is still used.
     """
     noisy_dirs = sorted(d for d in [root, *root.rglob("*")] if d.is_dir() and d.name == "noisy")
     samples = []
     for noisy_dir in noisy_dirs:
         clean_dir = noisy_dir.parent / "clean"
-        prefix = noisy_dir.parent.relative_to(root)
-        for p in _image_files(noisy_dir):
+        prefix = Path() if noisy_dir == root else noisy_dir.parent.relative_to(root)
+        for p in image_files(noisy_dir):
             rel = p.relative_to(noisy_dir)
             clean = clean_dir / rel
             name = (prefix / rel).as_posix()
@@ -250,4 +241,4 @@ def _paired_samples(root: Path) -> list[Sample]:
 
 
 def _plain_samples(root: Path) -> list[Sample]:
-    return [_image_sample(p.relative_to(root).as_posix(), p, None) for p in _image_files(root)]
+    return [_image_sample(p.relative_to(root).as_posix(), p, None) for p in image_files(root)]

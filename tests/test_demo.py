@@ -1,0 +1,44 @@
+"""The demo's comparison figure: labelled panels with their PSNR, and crops that fill the panel width."""
+
+import numpy as np
+
+from lgbpn.demo import comparison_figure
+
+from .helpers import noisy_image
+
+SIZE, BOX = 512, (70, 160, 128)  # the demo photo's size; a 128-pixel box, enlarged 4x
+
+
+def layout(figure):
+    """(gap between panels, height of a text row), from the figure's size: 3 panels side by side,
+    a text row above the panels and above the square crops."""
+    gap, rest = divmod(figure.shape[1] - 3 * SIZE, 2)
+    strip, rest2 = divmod(figure.shape[0] - 2 * SIZE, 2)
+    assert rest == rest2 == 0 and gap > 0 and strip > 0, figure.shape
+    return gap, strip
+
+
+def test_panels_crops_and_labels():
+    clean = noisy_image(SIZE, SIZE, seed=0)
+    noisy = noisy_image(SIZE, SIZE, seed=1)
+    denoised = ((clean.astype(np.uint16) + noisy) // 2).astype(np.uint8)
+    figure = comparison_figure(noisy, denoised, clean, box=BOX)
+    gap, strip = layout(figure)
+    y, x, size = BOX
+    for i, image in enumerate((noisy, denoised, clean)):
+        left = i * (SIZE + gap)
+        panel = figure[strip : strip + SIZE, left : left + SIZE]
+        region = image[y : y + size, x : x + size]
+        np.testing.assert_array_equal(panel[y : y + size, x : x + size], region)  # the frame lies outside
+        assert tuple(panel[y - 1, x - 1]) != tuple(image[y - 1, x - 1])  # framed
+        crop = figure[2 * strip + SIZE :, left : left + SIZE]
+        np.testing.assert_array_equal(crop, region.repeat(4, 0).repeat(4, 1))  # pixel-exact, full width
+        assert (figure[:strip, left : left + SIZE] < 100).any(), f"panel {i} has no label"
+
+    # The labels carry the scores: a better denoised image changes its own label only.
+    better = ((clean.astype(np.uint16) * 3 + noisy) // 4).astype(np.uint8)
+    other = comparison_figure(noisy, better, clean, box=BOX)
+    labels = [(slice(0, strip), slice(i * (SIZE + gap), i * (SIZE + gap) + SIZE)) for i in range(3)]
+    assert np.array_equal(other[labels[0]], figure[labels[0]])
+    assert not np.array_equal(other[labels[1]], figure[labels[1]])
+    assert np.array_equal(other[labels[2]], figure[labels[2]])
