@@ -27,6 +27,7 @@ def tiny_config(**kw):
     return make_config(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_is_exact(tmp_path, shared_data):
     data = [shared_data / "sidd_samples"]
     full = train(data, tmp_path / "full", tiny_config(), progress=False)
@@ -94,6 +95,7 @@ def test_config_file_errors_name_the_key(tmp_path):
         make_config(crop=0)
 
 
+@pytest.mark.slow
 def test_two_process_gloo_matches_single_process(tmp_path, shared_data):
     data = shared_data / "polyu"
     out = tmp_path / "ddp"
@@ -142,6 +144,7 @@ def test_precision_auto_uses_bf16_only_on_native_units(monkeypatch):
         assert conv(torch.rand(1, 3, 8, 8)).dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_ema_run_resumes_exactly_and_ships_the_average(tmp_path, shared_data):
     from lgbpn.weights import read_weights
 
@@ -162,11 +165,14 @@ def test_ema_run_resumes_exactly_and_ships_the_average(tmp_path, shared_data):
     assert float(row["val_psnr_corrected"]) > 0 and float(row["val_psnr"]) > 0
 
 
+@pytest.mark.slow
 def test_bf16_training_steps_are_finite(tmp_path, shared_data):
-    summary = train([shared_data / "polyu"], tmp_path / "bf16", tiny_config(precision="bf16", steps=2, val_every=100),
-                    progress=False)
-    assert summary["precision"] == "bf16" and summary["step"] == 2
-    assert all(torch.isfinite(p).all() for p in summary["model"].parameters())
+    # Twice in one process: channels-last bf16 depthwise-conv gradients went NaN on a second run.
+    for run in range(2):
+        summary = train([shared_data / "polyu"], tmp_path / f"bf16-{run}",
+                        tiny_config(precision="bf16", steps=6, val_every=100), progress=False)
+        assert summary["precision"] == "bf16" and summary["step"] == 6
+        assert all(torch.isfinite(p).all() for p in summary["model"].parameters())
 
 
 def test_validation_subset_covers_every_set():
@@ -178,6 +184,7 @@ def test_validation_subset_covers_every_set():
     assert validation_subset(samples[:3], 6) == samples[:3]
 
 
+@pytest.mark.slow
 def test_train_without_config_picks_the_slim_recipe_on_cpu(tmp_path, shared_data):
     import yaml
 
@@ -192,3 +199,34 @@ def test_train_without_config_picks_the_slim_recipe_on_cpu(tmp_path, shared_data
     result = CliRunner().invoke(main, ["train", "--data", str(shared_data / "sidd_samples"), "--out",
                                        str(tmp_path / "r2"), "--config", "nosuchrecipe", "--steps", "1"])
     assert result.exit_code == 1 and "lgbpn-s" in result.stderr and "nosuchrecipe" in result.stderr
+
+
+def test_init_applies_the_config_model_settings(tmp_path, shared_data):
+    from lgbpn.errors import WeightsError
+    from lgbpn.weights import read_weights
+
+    from .helpers import tiny_weights
+
+    init = tiny_weights(tmp_path / "init.safetensors")  # lgbpn-s with TINY settings
+    data = [shared_data / "polyu"]
+    with pytest.raises(WeightsError, match="init.safetensors"):  # the config asks for other channels
+        train(data, tmp_path / "wide", tiny_config(model={**TINY["lgbpn-s"], "base_ch": 16}, steps=1), init=init,
+              progress=False)
+    started = train(data, tmp_path / "ok", tiny_config(steps=1, lr=1e-12, val_every=100), init=init, progress=False)
+    assert started["model"].arch_config["base_ch"] == TINY["lgbpn-s"]["base_ch"]
+    initial, _ = read_weights(init)
+    for name, value in started["model"].state_dict().items():  # it started from the file's weights
+        torch.testing.assert_close(value, initial[name], atol=1e-6, rtol=0)
+
+
+def test_exclude_leaves_cameras_out(shared_data):
+    from lgbpn.errors import DataError
+    from lgbpn.train.trainer import collect_samples
+
+    every = collect_samples([shared_data / "polyu"])
+    kept = collect_samples([shared_data / "polyu"], ["*NikonD800*", "*Sony*"])
+    assert any("NikonD800" in s.name for s in every) and any("Sony" in s.name for s in every)
+    assert kept and not any("NikonD800" in s.name or "Sony" in s.name for s in kept)
+    assert len(kept) < len(every)
+    with pytest.raises(DataError, match="exclude"):
+        collect_samples([shared_data / "polyu"], ["*"])

@@ -1,13 +1,16 @@
 """`lgbpn` command line: denoise, train, eval, plot, demo, models, bench, submit."""
 
+import dataclasses
+import functools
 import logging
 import sys
 from pathlib import Path
 
 import click
 
-from .bench import bench_command
+from .bench.command import bench_command  # cheap: the harness loads when `bench` runs
 from .errors import LgbpnError
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, InferenceOptions, OptionError
 
 
 class _Main(click.Group):
@@ -35,125 +38,212 @@ def _positive(ctx, param, value):
     return value
 
 
-@main.command()
-@click.option("--data", "data", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="Folder (or SIDD .mat) of noisy training images; repeat for several.")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Run folder for checkpoints and logs.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path),
-              help="YAML or TOML file of training settings, or a shipped recipe name (lgbpn-s, apbsn-s). "
-                   "Default: lgbpn-s on a CPU, the paper's recipe on a GPU.")
-@click.option("--arch", help="Architecture (see `lgbpn models --arch`).")
-@click.option("--preset", type=click.Choice(["sidd", "dnd"]), help="PD factors / test ratios preset.")
-@click.option("--steps", type=int, callback=_positive)
-@click.option("--crop", type=int, callback=_positive)
-@click.option("--batch", type=int, callback=_positive)
-@click.option("--lr", type=float, callback=_positive)
-@click.option("--workers", type=int, help="Data-loading worker processes.")
-@click.option("--val", "val", multiple=True, type=click.Path(path_type=Path),
-              help="Folder with noisy/ and clean/ for validation PSNR/SSIM (default: clean refs found in --data).")
-@click.option("--val-every", type=int, callback=_positive)
-@click.option("--init", type=click.Path(path_type=Path), help="Start from these weights (ours or a reference .pth).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
-@click.option("--seed", type=int)
-@click.option("--threads", type=int, callback=_positive, help="CPU threads (default: torch's choice).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
-              help="auto (default): bf16 where the device has native bf16 units (AMX, AVX512-BF16, recent GPUs), else fp32.")
-def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, init, resume, seed, threads,
-          precision):
-    """Train a denoiser on your own noisy images (no clean images needed)."""
-    import torch
-
-    from .train.config import default_recipe, make_config
-    from .train.trainer import train as run_training
-
-    if threads:
-        torch.set_num_threads(threads)
-    if resume and config_file is None and (out / "config.yaml").exists():
-        config_file = out / "config.yaml"
-    if config_file is None and arch is None:
-        config_file, why = default_recipe("cuda" if torch.cuda.is_available() else "cpu")
-        click.echo(f"recipe: {config_file.stem if config_file else 'the paper (lgbpn)'}; {why}. "
-                   "Choose another with --config or --arch.", err=True)
-    config = make_config(config_file, arch=arch, preset=preset, steps=steps, crop=crop, batch=batch, lr=lr,
-                         workers=workers, val_every=val_every, seed=seed, precision=precision)
-    summary = run_training(list(data), out, config, val=list(val) or None, init=init, resume=resume)
-    if summary["stopped_by"]:
-        click.echo(f"stopped by {summary['stopped_by']} at step {summary['step']}; resume with --resume", err=True)
-    else:
-        click.echo(f"done: step {summary['step']}, best validation PSNR {summary['best_psnr']:.3f} dB, "
-                   f"checkpoint {summary['checkpoint']}")
-
-
-def _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, r3, seed, progress=False, lowpass=True,
-                   blend=True):
-    from .denoiser import DEFAULT_MODEL, Denoiser
-
-    options = dict(device=device, r3=r3, seed=seed, tile=tile, overlap=overlap, progress=progress, blend=blend)
-    if not lowpass:
-        options["lowpass_sigma"] = None
-    if weights is not None and model_name is not None:
-        raise click.UsageError("give either --weights or --model, not both")
-    if weights is not None:
-        return Denoiser.from_weights(weights, arch=arch, preset=preset, **options)
-    denoiser = Denoiser.from_pretrained(model_name or DEFAULT_MODEL, preset=preset, **options)
-    if arch is not None and arch != denoiser.model.arch_name:
-        raise click.UsageError(f"--arch {arch}: the shipped model {model_name or DEFAULT_MODEL} is {denoiser.model.arch_name}; "
-                               "pass --weights for other architectures")
-    return denoiser
-
-
-def _model_options(f):
-    """Options shared by every command that runs a denoiser (a contract: names never change)."""
+def _training_options(f):
+    """Options shared by `train` and `distill` (a contract: names never change)."""
     options = [
-        click.option("--weights", type=click.Path(path_type=Path), help="Weights file (ours .safetensors or a reference .pth)."),
-        click.option("--model", "model_name", help="Shipped model name (see `lgbpn models`); default: the shipped default."),
-        click.option("--arch", help="Architecture of --weights (lgbpn, lgbpn-s, apbsn); read from the file when omitted."),
-        click.option("--preset", type=click.Choice(["sidd", "dnd"]), help="PD factors and test ratios (SIDD-like or DND-like noise)."),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
-        click.option("--tile", type=int, callback=_positive, help="Tile size in pixels (default 512)."),
-        click.option("--overlap", type=int, help="Tile overlap in pixels (default 48)."),
-        click.option("--no-r3", "no_r3", is_flag=True, help="Skip random-replacing refinement (about 5x faster)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the R3 replacement masks."),
-        click.option("--no-lowpass", "no_lowpass", is_flag=True,
-                     help="Keep the network's own low frequencies (skip the low-frequency correction)."),
-        click.option("--no-blend", "no_blend", is_flag=True,
-                     help="Skip the residual Wiener blend that gives back detail the network smoothed away."),
+        click.option("--data", "data", multiple=True, required=True, type=click.Path(path_type=Path),
+                     help="Folder (or SIDD .mat) of noisy training images; repeat for several."),
+        click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+                     help="Run folder for checkpoints and logs."),
+        click.option("--arch", help="Architecture (see `lgbpn models --arch`)."),
+        click.option("--preset", type=click.Choice(["sidd", "dnd"]), help="PD factors / test ratios preset."),
+        click.option("--steps", type=int, callback=_positive),
+        click.option("--crop", type=int, callback=_positive),
+        click.option("--batch", type=int, callback=_positive),
+        click.option("--lr", type=float, callback=_positive),
+        click.option("--workers", type=int, help="Data-loading worker processes."),
+        click.option("--val", "val", multiple=True, type=click.Path(path_type=Path),
+                     help="Folder with noisy/ and clean/ for validation PSNR/SSIM (default: clean refs found in --data)."),
+        click.option("--val-every", type=int, callback=_positive),
+        click.option("--exclude", multiple=True,
+                     help="Leave out training images whose name (path relative to --data) matches this glob; "
+                          "repeat for several (e.g. --exclude '*NikonD800*')."),
+        click.option("--init", type=click.Path(path_type=Path), help="Start from these weights (ours or a reference .pth)."),
+        click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped."),
+        click.option("--seed", type=int),
+        click.option("--threads", type=int, callback=_positive, help="CPU threads (default: torch's choice)."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+                     help="auto (default): bf16 where the device has native bf16 units (AMX, AVX512-BF16, recent GPUs), "
+                          "else fp32."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
+def _run_training(out, config_file, default_recipe_for, resume, threads, settings, run):
+    """Shared by `train` and `distill`: threads, the config (resumed run's, given, or the default
+    recipe, announced), then `run(config)`, and the summary line."""
+    import torch
+
+    from .train.config import make_config
+
+    if threads:
+        torch.set_num_threads(threads)
+    if resume and config_file is None and (out / "config.yaml").exists():
+        config_file = out / "config.yaml"
+    if config_file is None and settings.get("arch") is None:
+        config_file, why = default_recipe_for("cuda" if torch.cuda.is_available() else "cpu")
+        click.echo(f"recipe: {config_file.stem if config_file else 'the paper (lgbpn)'}; {why}. "
+                   "Choose another with --config or --arch.", err=True)
+    summary = run(make_config(config_file, **settings))
+    if summary["stopped_by"]:
+        click.echo(f"stopped by {summary['stopped_by']} at step {summary['step']}; resume with --resume", err=True)
+    else:
+        click.echo(f"done: step {summary['step']}, best validation PSNR {summary['best_psnr']:.3f} dB "
+                   f"(the network's own output), checkpoint {summary['checkpoint']}")
+
+
+@main.command()
+@_training_options
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="YAML or TOML file of training settings, or a shipped recipe name (lgbpn-s, apbsn-s). "
+                   "Default: lgbpn-s on a CPU, the paper's recipe on a GPU.")
+def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, exclude, init, resume, seed,
+          threads, precision):
+    """Train a denoiser on your own noisy images (no clean images needed)."""
+    from .train.config import default_recipe
+    from .train.trainer import train as run_training
+
+    settings = dict(arch=arch, preset=preset, steps=steps, crop=crop, batch=batch, lr=lr, workers=workers,
+                    val_every=val_every, seed=seed, precision=precision, exclude=list(exclude) or None)
+    _run_training(out, config_file, default_recipe, resume, threads, settings, lambda config: run_training(
+        list(data), out, config, val=list(val) or None, init=init, resume=resume))
+
+
+@main.command()
+@_training_options
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="YAML or TOML file of distillation settings, or a shipped recipe name. Default: lgbpn-fast.")
+@click.option("--teacher", help="The blind-spot teacher: a shipped model name (lgbpn-s) or a weights file. "
+                                "Default: the recipe's (lgbpn-s).")
+@click.option("--settings", "teacher_settings",
+              help="Comma-separated teacher test settings whose outputs are the targets, each PRESET[:r3][:raw], "
+                   "e.g. 'sidd,dnd:r3' (default: the recipe's).")
+def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, exclude, init, resume,
+            seed, threads, precision, teacher, teacher_settings):
+    """Distil a blind-spot teacher into a small ordinary network that is fast (no clean images needed)."""
+    from .train.config import distill_recipe
+    from .train.distill import TargetCache, TeacherSetting, load_teacher
+    from .train.trainer import train as run_training
+
+    settings = dict(arch=arch, preset=preset, steps=steps, crop=crop, batch=batch, lr=lr, workers=workers,
+                    val_every=val_every, seed=seed, precision=precision, exclude=list(exclude) or None, teacher=teacher,
+                    teacher_settings=teacher_settings.split(",") if teacher_settings else None)
+
+    def run(config):
+        if not config.teacher or not config.teacher_settings:
+            raise click.UsageError("distillation needs a teacher and its settings (--teacher, --settings, or the recipe's)")
+        cache = TargetCache(out / "targets", load_teacher(config.teacher),
+                            [TeacherSetting.parse(s) for s in config.teacher_settings], config.seed)
+        return run_training(list(data), out, config, val=list(val) or None, init=init, resume=resume, targets=cache)
+
+    _run_training(out, config_file, distill_recipe, resume, threads, settings, run)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModelChoice:
+    """What the shared model options name: the weights (--weights, or a shipped --model), and how to run them."""
+
+    weights: Path | None
+    name: str | None
+    arch: str | None
+    preset: str | None
+    options: InferenceOptions
+
+    def source(self) -> str:
+        from .denoiser import DEFAULT_MODEL
+
+        return str(self.weights) if self.weights is not None else self.name or DEFAULT_MODEL
+
+    def load(self, default_preset: str | None = None, progress: bool = False):
+        from .denoiser import Denoiser
+
+        preset = self.preset or default_preset
+        if self.weights is not None:
+            return Denoiser.from_weights(self.weights, arch=self.arch, preset=preset, options=self.options, progress=progress)
+        denoiser = Denoiser.from_pretrained(self.source(), preset=preset, options=self.options, progress=progress)
+        if self.arch is not None and self.arch != denoiser.model.arch_name:
+            raise click.UsageError(f"--arch {self.arch}: the shipped model {self.source()} is {denoiser.model.arch_name}; "
+                                   "pass --weights for other architectures")
+        return denoiser
+
+
+def _model_options(corrections: bool = True):
+    """Options shared by every command that runs a denoiser (a contract: names never change).
+
+    The command receives them as one `model` argument, a `_ModelChoice`, checked before the command
+    runs (a bad value exits 2 naming the option). `corrections`: the output corrections' default.
+    """
+    default = "on" if corrections else "off, the paper's output"
+    options = [
+        click.option("--weights", type=click.Path(path_type=Path), help="Weights file (ours .safetensors or a reference .pth)."),
+        click.option("--model", "model_name", help="Shipped model name (see `lgbpn models`); default: the shipped default."),
+        click.option("--arch", help="Architecture of --weights (lgbpn, lgbpn-s, apbsn); read from the file when omitted."),
+        click.option("--preset", type=click.Choice(["sidd", "dnd"]), help="PD factors and test ratios (SIDD-like or DND-like noise)."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
+        click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+                     help="auto: bf16 where the device has native bf16 units (AMX, AVX512-BF16, recent GPUs), else fp32."),
+        click.option("--tile", type=int, default=DEFAULT_TILE,
+                     help=f"Tile size in pixels (default {DEFAULT_TILE}: images up to {DEFAULT_TILE}x{DEFAULT_TILE} are "
+                          "denoised whole, in about 3 GB with lgbpn-s, 10 GB with LG-BPN; smaller tiles need less). "
+                          "LG-BPN's output depends on the tile size: its channel attention sees the whole tile."),
+        click.option("--overlap", type=int, default=DEFAULT_OVERLAP, show_default=True, help="Tile overlap in pixels."),
+        click.option("--no-r3", "no_r3", is_flag=True, help="Skip random-replacing refinement (about 5x faster)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the R3 replacement masks."),
+        click.option("--lowpass/--no-lowpass", default=corrections,
+                     help=f"Low-frequency correction of the network's output (default: {default}); --no-lowpass "
+                          "keeps the network's own low frequencies."),
+        click.option("--blend/--no-blend", default=corrections,
+                     help=f"Residual Wiener blend that gives back detail the network smoothed away (default: {default})."),
+    ]
+
+    def decorate(command):
+        @functools.wraps(command)
+        def run(*args, weights, model_name, arch, preset, device, precision, tile, overlap, no_r3, seed, lowpass, blend,
+                **kwargs):
+            if weights is not None and model_name is not None:
+                raise click.UsageError("give either --weights or --model, not both")
+            try:
+                options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
+                                           overlap=overlap, blend=blend, **({} if lowpass else {"lowpass_sigma": None}))
+            except OptionError as exc:
+                raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None
+            return command(*args, model=_ModelChoice(weights, model_name, arch, preset, options), **kwargs)
+
+        for option in reversed(options):
+            run = option(run)
+        return run
+
+    return decorate
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="Output file (one input file) or folder (several inputs or a folder).")
-@_model_options
+@_model_options()
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists (resume a batch).")
 @click.option("--adapt", type=int, default=0, help="Fine-tune on the input images for N steps first (self-supervised).")
-def denoise(inputs, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, no_blend, skip_existing, adapt):
+def denoise(inputs, output, model, skip_existing, adapt):
     """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA)."""
     from .batch import denoise_files, plan_outputs
 
-    if overlap is not None and overlap < 0:
-        raise click.BadParameter(f"must be >= 0, got {overlap}", param_hint="--overlap")
     if adapt < 0:
         raise click.BadParameter(f"must be >= 0, got {adapt}", param_hint="--adapt")
     jobs = plan_outputs(list(inputs), output)
-    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass, blend=not no_blend)
-    code = denoise_files(denoiser, jobs, skip_existing=skip_existing, adapt_steps=adapt)
+    code = denoise_files(model.load(), jobs, skip_existing=skip_existing, adapt_steps=adapt)
     sys.exit(code)
 
 
 @main.command()
 @click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=Path("lgbpn-demo"), show_default=True)
-@_model_options
-def demo(output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, no_blend):
+@_model_options()
+def demo(output, model):
     """Denoise a built-in photo with realistic camera noise (no files needed) and score it."""
     from .demo import run_demo
 
-    denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, progress=True, lowpass=not no_lowpass, blend=not no_blend)
-    run_demo(denoiser, output)
+    run_demo(model.load(progress=True), output)
 
 
 @main.command()
@@ -178,12 +268,11 @@ def models(show_arch):
 @click.option("--data", type=click.Path(path_type=Path), help="Paired dataset (noisy/ + clean/, SIDD .mat, ...).")
 @click.option("--pred", type=click.Path(path_type=Path), help="Folder of existing results to score (with --clean).")
 @click.option("--clean", type=click.Path(path_type=Path), help="Folder of clean references for --pred.")
-@_model_options
+@_model_options()
 @click.option("--limit", type=int, callback=_positive, help="Score only the first N pairs.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write per-image and mean scores as JSON.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write per-image scores as CSV.")
-def eval_command(data, pred, clean, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, no_blend, limit,
-                 json_path, csv_path):
+def eval_command(data, pred, clean, model, limit, json_path, csv_path):
     """PSNR/SSIM against clean references (uint8 rounding, data range 255, per-image mean)."""
     from .evaluate import evaluate_folders, evaluate_model, format_table, save_results
 
@@ -194,10 +283,10 @@ def eval_command(data, pred, clean, weights, model_name, arch, preset, device, t
             raise click.UsageError("--pred needs --clean")
         rows, info = evaluate_folders(pred, clean), {"pred": str(pred), "clean": str(clean)}
     else:
-        denoiser = _make_denoiser(weights, model_name, arch, preset, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass, blend=not no_blend)
+        denoiser = model.load()
         rows = evaluate_model(denoiser, data, limit)
-        info = {"data": str(data), "model": denoiser.model.arch_name, "r3": denoiser.r3,
-                "weights": str(weights) if weights else (model_name or "default")}
+        info = {"data": str(data), "model": denoiser.model.arch_name, "weights": model.source(),
+                **dataclasses.asdict(model.options)}
     click.echo(format_table(rows))
     save_results(rows, json_path, csv_path, info)
 
@@ -218,17 +307,22 @@ def plot(run_dir, output):
 @click.option("--data", required=True, type=click.Path(path_type=Path, exists=True),
               help="SIDD: BenchmarkNoisyBlocksSrgb.mat; DND: the folder with info.mat and images_srgb/.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@_model_options
-def submit(benchmark, data, output, weights, model_name, arch, preset, device, tile, overlap, no_r3, seed, no_lowpass, no_blend):
-    """Write a SIDD (CSV + .mat) or DND (per-image .mat bundle) benchmark submission."""
+@_model_options(corrections=False)
+def submit(benchmark, data, output, model):
+    """Write a SIDD (CSV + .mat) or DND (per-image .mat bundle) benchmark submission.
+
+    The network's own output by default, as in the paper; --lowpass and --blend add our corrections
+    (and the SIDD file's MethodName says so).
+    """
     from .data.submit import denoise_dnd, denoise_sidd_benchmark
 
-    denoiser = _make_denoiser(weights, model_name, arch, preset or benchmark, device, tile, overlap, not no_r3, seed, lowpass=not no_lowpass, blend=not no_blend)
+    denoiser = model.load(default_preset=benchmark)
+    method = f"{denoiser.model.arch_name} ({model.options.describe()})"
     if benchmark == "sidd":
-        paths = denoise_sidd_benchmark(data, denoiser, output)
-        click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+        paths = denoise_sidd_benchmark(data, denoiser, output, method)
+        click.echo(f"{method}: wrote " + ", ".join(str(p) for p in paths.values()))
     else:
-        click.echo(f"wrote {denoise_dnd(data, denoiser, output)}")
+        click.echo(f"{method}: wrote {denoise_dnd(data, denoiser, output)}")
 
 
 main.add_command(bench_command)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..layout import to_channels_first
 from ..scale import to_model_scale
 from .formats import Sample
 
@@ -19,45 +20,62 @@ CACHE_BYTES = 2 << 30  # decoded images kept in memory per process
 
 
 class NoisyCrops(Dataset):
-    def __init__(self, samples: list[Sample], crop: int, seed: int = 0):
+    """Item k: a random crop (with a random flip and rotation) of a noisy image, as (C, H, W).
+
+    With `targets` (an object whose `targets(noisy)` gives (S, H, W, C) arrays for the image, such
+    as distillation's teacher outputs), item k is (noisy crop, (S, C, H, W) target crops), cut and
+    turned alike.
+    """
+
+    def __init__(self, samples: list[Sample], crop: int, seed: int = 0, targets=None):
         if not samples:
             raise ValueError("no training images")
-        self.samples, self.crop, self.seed = samples, crop, seed
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.samples, self.crop, self.seed, self.targets = samples, crop, seed, targets
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._warned: set[int] = set()
 
     def __len__(self) -> int:
         return 1 << 62  # indices are global sample numbers, drawn by StepSampler
 
-    def _image(self, i: int) -> np.ndarray:
+    def _image(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The decoded noisy image (H, W, C) and its targets (S, H, W, C) or None, kept in memory."""
         if i in self._cache:
             self._cache.move_to_end(i)
             return self._cache[i]
         image = self.samples[i].noisy()
         if image.ndim == 2:
             image = image[..., None]
-        self._cache[i] = image
-        while sum(a.nbytes for a in self._cache.values()) > CACHE_BYTES and len(self._cache) > 1:
+        targets = self.targets.targets(image) if self.targets is not None else None
+        self._cache[i] = image, targets
+        while sum(a.nbytes for pair in self._cache.values() for a in pair if a is not None) > CACHE_BYTES \
+                and len(self._cache) > 1:
             self._cache.popitem(last=False)
-        return image
+        return image, targets
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
         i = int(rng.integers(len(self.samples)))
-        image = self._image(i)
+        image, targets = self._image(i)
         h, w = image.shape[:2]
         if (h < self.crop or w < self.crop) and i not in self._warned:
             self._warned.add(i)
             warnings.warn(f"{self.samples[i].name}: {h}x{w} is smaller than the {self.crop} crop; mirrored to fit")
         y = int(rng.integers(max(1, h - self.crop + 1)))
         x = int(rng.integers(max(1, w - self.crop + 1)))
-        patch = image[y : y + self.crop, x : x + self.crop]
-        if patch.shape[0] < self.crop or patch.shape[1] < self.crop:
-            patch = np.pad(patch, ((0, self.crop - patch.shape[0]), (0, self.crop - patch.shape[1]), (0, 0)), mode="symmetric")
-        patch = np.rot90(patch, int(rng.integers(4)))
-        if rng.integers(2):
-            patch = patch[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(to_model_scale(patch).transpose(2, 0, 1)))
+        turns, flip = int(rng.integers(4)), bool(rng.integers(2))
+
+        def cut(array: np.ndarray) -> np.ndarray:  # (H, W, C) -> (crop, crop, C), turned and flipped
+            patch = array[y : y + self.crop, x : x + self.crop]
+            if patch.shape[0] < self.crop or patch.shape[1] < self.crop:
+                patch = np.pad(patch, ((0, self.crop - patch.shape[0]), (0, self.crop - patch.shape[1]), (0, 0)),
+                               mode="symmetric")
+            patch = np.rot90(patch, turns)
+            return patch[:, ::-1] if flip else patch
+
+        noisy = to_channels_first(to_model_scale(cut(image)))
+        if targets is None:
+            return noisy
+        return noisy, to_channels_first(np.stack([cut(t) for t in targets]))
 
 
 class StepSampler(Sampler[int]):

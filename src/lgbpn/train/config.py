@@ -11,7 +11,7 @@ import pydantic
 import yaml
 from pydantic import Field
 
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 from ..io import atomic_write_bytes
 
 Positive = Annotated[int, Field(gt=0)]
@@ -27,6 +27,9 @@ class TrainConfig:
     arch: str = "lgbpn"
     preset: str = "sidd"
     model: dict = field(default_factory=dict)  # architecture settings (e.g. base_ch) over its defaults
+    # Glob patterns of sample names (paths relative to --data) left out of training and of the
+    # default validation, e.g. ["*NikonD800*"]: a camera the model never sees.
+    exclude: list[str] = field(default_factory=list)
     steps: Positive = 76_500
     crop: Positive = 120
     batch: Positive = 8
@@ -49,6 +52,10 @@ class TrainConfig:
     warmup_steps: NonNegative = 0
     ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0  # 0 = no EMA; e.g. 0.999
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on native bf16 units, else fp32
+    # Distillation (`lgbpn distill`): the teacher (a shipped model's name or a weights file) and the
+    # test settings whose outputs are the targets (see train/distill.py: "sidd", "dnd:r3", "sidd:raw").
+    teacher: str = ""
+    teacher_settings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -88,13 +95,18 @@ def default_recipe(device_type: str) -> tuple[Path | None, str]:
             "(the shipped default model's)")
 
 
+def distill_recipe(device_type: str) -> tuple[Path, str]:
+    """The recipe `lgbpn distill` uses without --config or --arch, and why."""
+    return recipes_dir() / "lgbpn-fast.yaml", "the shipped student's: a small U-Net from lgbpn-s"
+
+
 def read_config_file(path: str | Path) -> dict:
     path = resolve_config_path(path)
     try:
         text = path.read_text()
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (OSError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({' '.join(str(exc).split())[:160]})") from None
+        raise ConfigError(f"{path}: cannot read config ({one_line(exc, 160)})") from None
     data = data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: config must be a mapping of settings")
@@ -131,7 +143,7 @@ def _validate(values: dict, source: str) -> TrainConfig:
         value = values.get(error["loc"][0], error.get("input")) if error["loc"] else error.get("input")
         raise ConfigError(f"{source}: {key}: {error['msg'].lower()}, got {value!r}") from None
     except TypeError as exc:  # an unknown keyword given in Python
-        raise ConfigError(f"{source}: {' '.join(str(exc).split())}") from None
+        raise ConfigError(f"{source}: {one_line(exc)}") from None
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

@@ -24,11 +24,18 @@ def plot_run(run_dir: Path, output: Path | None = None) -> Path:
         return [p[0] for p in pts], [p[1] for p in pts]
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, key, label in zip(axes, ("loss", "lr", "val_psnr"), ("L1 loss (noisy target)", "learning rate", "validation PSNR (dB)")):
-        x, y = series(key)
-        ax.plot(x, y, marker="." if len(x) < 30 else None)
+    panels = (("L1 loss (training target)", [("loss", None)]), ("learning rate", [("lr", None)]),
+              ("validation PSNR (dB)", [("val_psnr", "network's own output"),
+                                         ("val_psnr_corrected", "with the output corrections")]))
+    for ax, (title, curves) in zip(axes, panels):
+        for key, label in curves:
+            x, y = series(key)
+            if x:
+                ax.plot(x, y, marker="." if len(x) < 30 else None, label=label)
+        if any(label for _, label in curves):
+            ax.legend(fontsize=8)
         ax.set_xlabel("step")
-        ax.set_title(label)
+        ax.set_title(title)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     output = Path(output) if output else Path(run_dir) / "curves.png"

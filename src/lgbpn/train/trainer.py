@@ -6,6 +6,7 @@ exactly (model, optimizer, schedule, step) is checkpointed atomically; SIGINT/SI
 """
 
 import csv
+import fnmatch
 import logging
 import math
 import os
@@ -27,8 +28,9 @@ from tqdm.auto import tqdm
 from ..corrections import apply_corrections
 from ..data.crops import NoisyCrops, StepSampler
 from ..data.formats import Sample, discover
-from ..errors import ConfigError, LgbpnError
+from ..errors import ConfigError, DataError, LgbpnError
 from ..io import atomic_path
+from ..layout import to_channels_first, to_channels_last
 from ..metrics import psnr, ssim
 from ..models.registry import build_model
 from ..precision import autocast, resolve_precision
@@ -36,6 +38,7 @@ from ..scale import to_model_scale
 from ..tiling import denoise_tiled
 from ..weights import load_model, save_weights
 from .config import TrainConfig, save_config
+from .distill import TargetCache, distill_loss
 
 # val_psnr / val_ssim: the network's own output (the headline); val_psnr_corrected: with our two
 # output corrections (the default output of `lgbpn denoise`).
@@ -76,6 +79,13 @@ def _lr_factor(config: TrainConfig):
     return factor
 
 
+def training_layout(precision: str) -> torch.memory_format:
+    """Channels-last (NHWC) in fp32: oneDNN then vectorises the depthwise convs over channels
+    (lgbpn-s step 1.2x faster on CPU). Not in bf16: on a CPU without native bf16, torch 2.13's
+    channels-last depthwise-conv weight gradients turned to NaN within a few steps; NCHW did not."""
+    return torch.channels_last if precision == "fp32" else torch.contiguous_format
+
+
 def _ema(model: nn.Module, decay: float) -> AveragedModel:
     """An exponential moving average of `model`'s weights, its decay ramped up over the first steps
     ((1 + n) / (10 + n)) so that early averages are not dominated by the random initial weights."""
@@ -108,11 +118,15 @@ def _stop_on_signals():
             signal.signal(sig, old)
 
 
-def collect_samples(paths: list[Path]) -> list[Sample]:
+def collect_samples(paths: list[Path], exclude: list[str] = ()) -> list[Sample]:
+    """Every sample under `paths`, but those whose name matches a glob pattern in `exclude`."""
     samples = []
     for path in paths:
         samples += discover(Path(path))
-    return samples
+    kept = [s for s in samples if not any(fnmatch.fnmatch(s.name, pattern) for pattern in exclude)]
+    if samples and not kept:
+        raise DataError(f"{', '.join(map(str, paths))}: every image matches the exclude patterns {list(exclude)}")
+    return kept
 
 
 def validation_subset(samples: list[Sample], count: int) -> list[Sample]:
@@ -135,10 +149,11 @@ def validate(model, samples: list[Sample], config: TrainConfig, device) -> dict[
             y, x = max(0, (h - config.val_crop) // 2), max(0, (w - config.val_crop) // 2)
             noisy = noisy[y : y + config.val_crop, x : x + config.val_crop]
             clean = clean[y : y + config.val_crop, x : x + config.val_crop]
-        x_in = torch.from_numpy(to_model_scale(noisy).transpose(2, 0, 1).copy())[None].to(device)
-        out = denoise_tiled(model, x_in, r3=config.val_r3, seed=config.seed)
+        x_in = to_channels_first(to_model_scale(noisy))[None].to(device)
+        # fp32 on every device: the score of the float32 weights as saved, whatever the training precision.
+        out = denoise_tiled(model, x_in, r3=config.val_r3, seed=config.seed, precision="fp32")
         corrected = apply_corrections(out, x_in)
-        out, corrected = (t[0].cpu().numpy().transpose(1, 2, 0) for t in (out, corrected))
+        out, corrected = (to_channels_last(t[0]) for t in (out, corrected))
         clean = to_model_scale(clean)
         scores.append((psnr(out, clean), ssim(out, clean), psnr(corrected, clean)))
     model.train()
@@ -192,8 +207,13 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    targets: TargetCache | None = None,
 ) -> dict:
-    """Train; returns a summary. `stop_after` ends the run early after that many steps (tests)."""
+    """Train; returns a summary. `stop_after` ends the run early after that many steps (tests).
+
+    Self-supervised by default; with `targets` (a distillation's teacher outputs) the loss is L1 to
+    them instead.
+    """
     out = Path(out)
     rank, world, device = _dist_setup()
     if config.batch % world:
@@ -202,19 +222,24 @@ def train(
     if checkpoint.exists() and not resume:
         raise ConfigError(f"{out}: already holds a training run; pass --resume to continue it or choose a new --out")
 
-    samples = collect_samples(data)
+    samples = collect_samples(data, config.exclude)
     val_samples = [s for s in (collect_samples(val) if val else samples) if s.clean is not None]
     val_samples = validation_subset(val_samples, config.val_images)
     precision = resolve_precision(config.precision, device)
+    if targets is not None:  # every teacher output before the first step; other ranks wait, then read them
+        if rank == 0:
+            targets.teacher.to(device)
+            targets.fill(samples, progress=progress)
+        if world > 1:
+            dist.barrier()
 
     torch.manual_seed(config.seed)  # same initial weights on every rank
     if init:
-        model = load_model(init, arch=config.arch, preset=config.preset)
+        model = load_model(init, arch=config.arch, preset=config.preset, **config.model)  # a mismatch is refused
     else:
         model = build_model(config.arch, preset=config.preset, **config.model)
-    # Channels-last (NHWC) from the first step, resumed runs included (so a resume stays bit-exact):
-    # oneDNN then vectorises the depthwise convs over channels (lgbpn-s step 1.2x faster on CPU).
-    model.to(device, memory_format=torch.channels_last).train()
+    layout = training_layout(precision)  # from the first step, resumed runs included: bit-exact resume
+    model.to(device, memory_format=layout).train()
     ema = _ema(model, config.ema_decay) if config.ema_decay else None
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config))
@@ -236,7 +261,7 @@ def train(
     net = DistributedDataParallel(model) if world > 1 else model
 
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    crops = NoisyCrops(samples, config.crop, config.seed)
+    crops = NoisyCrops(samples, config.crop, config.seed, targets)
     loader = DataLoader(
         crops,
         batch_size=config.batch // world,
@@ -265,9 +290,12 @@ def train(
 
     with _stop_on_signals() as stop:
         for batch in loader:
-            x = batch.to(device, non_blocking=True, memory_format=torch.channels_last)
             with autocast(precision, device):
-                loss = self_supervised_loss(net, x)
+                if targets is None:
+                    loss = self_supervised_loss(net, batch.to(device, memory_format=layout))
+                else:
+                    x, wanted = batch
+                    loss = distill_loss(net, x.to(device, memory_format=layout), wanted.to(device))
             if not torch.isfinite(loss):
                 bar.close()
                 kept = (f"last good checkpoint {checkpoint} (step {saved['step']}) kept" if saved["step"] is not None

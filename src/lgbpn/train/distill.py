@@ -1,0 +1,134 @@
+"""Distillation targets: a blind-spot teacher's outputs on the training images, computed once.
+
+A student (an ordinary network that sees every pixel) learns noisy -> teacher output, with an L1
+loss to each of several targets: the teacher under several test settings (PD preset, R3, our output
+corrections). Each target is cached on disk, one file per (teacher, setting, image) named by a hash
+of all three, written atomically: an interrupted run keeps what it computed, and a changed teacher,
+setting or image never meets an old target.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ..corrections import apply_corrections
+from ..data.formats import Sample
+from ..errors import ConfigError
+from ..io import atomic_path
+from ..layout import to_channels_first, to_channels_last
+from ..scale import to_model_scale
+from ..tiling import denoise_tiled
+
+log = logging.getLogger(__name__)
+
+# Targets are stored as 0..255 values in 1/256 steps (uint16): exact to 0.002 grey levels, half
+# the size of float32.
+FIXED_POINT = 256
+
+
+@dataclass(frozen=True)
+class TeacherSetting:
+    """One way of running the teacher: `preset[:r3][:raw]`, e.g. "sidd", "dnd:r3", "sidd:raw"."""
+
+    preset: str
+    r3: bool = False
+    corrections: bool = True  # our low-frequency correction and Wiener blend ("raw": the paper's output)
+
+    @classmethod
+    def parse(cls, text: str) -> "TeacherSetting":
+        preset, *flags = text.split(":")
+        unknown = set(flags) - {"r3", "raw"}
+        if unknown or not preset:
+            raise ConfigError(f"teacher setting {text!r}: expected PRESET[:r3][:raw], e.g. 'sidd' or 'dnd:r3'")
+        return cls(preset, r3="r3" in flags, corrections="raw" not in flags)
+
+    def __str__(self) -> str:
+        return ":".join([self.preset] + ["r3"] * self.r3 + ["raw"] * (not self.corrections))
+
+
+def fingerprint(model: nn.Module) -> str:
+    """A hash of the teacher: its architecture, settings and every weight."""
+    digest = hashlib.sha256(json.dumps([model.arch_name, model.arch_config], sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class TargetCache:
+    """Teacher outputs for each (setting, sample), on disk under `root`."""
+
+    def __init__(self, root: Path, teacher: nn.Module, settings: list[TeacherSetting], seed: int = 0):
+        if not settings:
+            raise ConfigError("distillation needs at least one teacher setting")
+        self.root, self.teacher, self.settings, self.seed = Path(root), teacher, settings, seed
+        self.teacher_id = fingerprint(teacher)
+
+    def path(self, setting: TeacherSetting, noisy: np.ndarray) -> Path:
+        key = hashlib.sha256()
+        for part in (self.teacher_id, str(setting), str(self.seed), str(noisy.shape), str(noisy.dtype)):
+            key.update(part.encode() + b"\0")
+        key.update(np.ascontiguousarray(noisy).tobytes())
+        return self.root / f"{key.hexdigest()[:24]}.npy"
+
+    def targets(self, noisy: np.ndarray) -> np.ndarray:
+        """(S, H, W, C) float32 targets of one HxWxC noisy image (computed and stored if missing)."""
+        return np.stack([self._target(setting, noisy) for setting in self.settings])
+
+    def fill(self, samples: list[Sample], progress: bool = True) -> None:
+        """Compute every missing target now (so that training steps never wait for the teacher)."""
+        for sample in tqdm(samples, desc="teacher targets", unit="image", disable=not progress):
+            self.targets(sample.noisy())
+
+    def _target(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
+        path = self.path(setting, noisy)
+        if path.exists():
+            return np.load(path).astype(np.float32) / FIXED_POINT
+        target = self._run_teacher(setting, noisy)
+        stored = np.clip(np.round(target * FIXED_POINT), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, stored)
+        return stored.astype(np.float32) / FIXED_POINT
+
+    def _run_teacher(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
+        image = noisy if noisy.ndim == 3 else noisy[..., None]
+        device = next(self.teacher.parameters()).device
+        x = to_channels_first(to_model_scale(image))[None].to(device)
+        previous = self.teacher.preset
+        self.teacher.preset = setting.preset
+        try:
+            # fp32 on every device, so that a cached target does not depend on the hardware that made it.
+            out = denoise_tiled(self.teacher.eval(), x, r3=setting.r3, seed=self.seed, precision="fp32")
+        finally:
+            self.teacher.preset = previous
+        if setting.corrections:
+            out = apply_corrections(out, x)
+        return to_channels_last(out[0])
+
+
+def load_teacher(name_or_path: str, preset: str | None = None) -> nn.Module:
+    """A shipped model by name (e.g. 'lgbpn-s') or a weights file; it must be a blind-spot network."""
+    from ..denoiser import pretrained_dir  # the shipped models live beside the API
+    from ..weights import load_model
+
+    shipped = pretrained_dir() / f"{name_or_path}.safetensors"
+    path = shipped if shipped.exists() else Path(name_or_path)
+    model = load_model(path, **({"preset": preset} if preset else {}))
+    if not getattr(model, "blind_spot", False):
+        raise ConfigError(f"--teacher {name_or_path}: {model.arch_name} is not a blind-spot network; "
+                          "distil from one trained on noisy images (lgbpn-s, lgbpn, apbsn-s, ...)")
+    return model.eval()
+
+
+def distill_loss(model: nn.Module, noisy: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over the teacher settings of L1(student(noisy), target); targets are (B, S, C, H, W)."""
+    out = model(noisy)
+    return (out[:, None] - targets).abs().mean()

@@ -1,0 +1,85 @@
+"""Distillation: teacher settings, the on-disk target cache, aligned crops, a student trained end to end."""
+
+import numpy as np
+import pytest
+import torch
+
+from lgbpn.data.crops import NoisyCrops
+from lgbpn.data.formats import Sample
+from lgbpn.errors import ConfigError
+from lgbpn.train.config import make_config
+from lgbpn.train.distill import TargetCache, TeacherSetting
+from lgbpn.train.trainer import train
+
+from .helpers import noisy_image, tiny_model
+
+STUDENT = dict(base_ch=4, middle_blocks=1)
+
+
+def test_teacher_settings_parse_and_print():
+    assert TeacherSetting.parse("sidd") == TeacherSetting("sidd", r3=False, corrections=True)
+    assert TeacherSetting.parse("dnd:r3:raw") == TeacherSetting("dnd", r3=True, corrections=False)
+    assert str(TeacherSetting.parse("dnd:raw:r3")) == "dnd:r3:raw"
+    for bad in ("", "sidd:fast", ":r3"):
+        with pytest.raises(ConfigError, match="PRESET"):
+            TeacherSetting.parse(bad)
+
+
+def test_target_cache_computes_once_and_keys_on_teacher_setting_and_image(tmp_path, monkeypatch):
+    teacher = tiny_model("lgbpn-s")
+    image = noisy_image(40, 44)
+    cache = TargetCache(tmp_path, teacher, [TeacherSetting("sidd"), TeacherSetting("dnd", corrections=False)])
+    first = cache.targets(image)
+    assert first.shape == (2, 40, 44, 3) and first.dtype == np.float32
+    assert len(list(tmp_path.glob("*.npy"))) == 2 and not list(tmp_path.glob(".*"))  # no temporary left
+    # The stored targets are the teacher's output to 1/256 of a grey level, read back without the teacher.
+    monkeypatch.setattr(TargetCache, "_run_teacher", lambda *a: pytest.fail("recomputed a cached target"))
+    np.testing.assert_array_equal(cache.targets(image), first)
+    assert np.abs(first[0] - first[1]).max() > 0.1  # two settings, two targets
+    monkeypatch.undo()
+
+    other_image = image.copy()
+    other_image[0, 0, 0] ^= 1
+    assert cache.path(TeacherSetting("sidd"), other_image) != cache.path(TeacherSetting("sidd"), image)
+    with torch.no_grad():
+        teacher.tail[-1].weight *= 2  # a changed teacher never meets its predecessor's targets
+    changed = TargetCache(tmp_path, teacher, [TeacherSetting("sidd")])
+    assert changed.path(TeacherSetting("sidd"), image) != cache.path(TeacherSetting("sidd"), image)
+    assert np.abs(changed.targets(image)[0] - first[0]).mean() > 0.01  # recomputed, not read back
+
+
+class _NoisyAsTarget:
+    """Targets equal to the image plus a per-setting offset: crops must line up pixel for pixel."""
+
+    def targets(self, noisy):
+        return np.stack([noisy.astype(np.float32) + k for k in (0, 7)])
+
+
+def test_crops_cut_and_turn_targets_like_the_noisy_image():
+    image = noisy_image(50, 60)
+    crops = NoisyCrops([Sample("a", lambda: image, None)], crop=24, seed=3, targets=_NoisyAsTarget())
+    plain = NoisyCrops([Sample("a", lambda: image, None)], crop=24, seed=3)
+    for k in range(6):
+        noisy, targets = crops[k]
+        assert targets.shape == (2, 3, 24, 24)
+        assert torch.equal(noisy, plain[k])  # the same crops as self-supervised training draws
+        assert torch.equal(targets[0], noisy) and torch.equal(targets[1], noisy + 7)
+
+
+@pytest.mark.slow
+def test_student_distils_end_to_end_and_resumes_exactly(tmp_path, shared_data):
+    data = [shared_data / "sidd_samples"]
+    teacher = tiny_model("lgbpn-s")
+    config = make_config(arch="unet", model=STUDENT, steps=4, crop=32, batch=2, lr=1e-3, val_every=4, val_images=1,
+                         val_crop=48, checkpoint_every=2, log_every=1, teacher="tiny", teacher_settings=["sidd"])
+
+    def cache():
+        return TargetCache(tmp_path / "targets", teacher, [TeacherSetting.parse(s) for s in config.teacher_settings])
+
+    full = train(data, tmp_path / "full", config, progress=False, targets=cache())
+    assert len(list((tmp_path / "targets").glob("*.npy"))) == 9  # every training image, once
+    train(data, tmp_path / "part", config, progress=False, targets=cache(), stop_after=2)
+    resumed = train(data, tmp_path / "part", config, progress=False, targets=cache(), resume=True)
+    for (name, a), b in zip(full["model"].state_dict().items(), resumed["model"].state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not full["model"].blind_spot and (tmp_path / "full" / "best.safetensors").exists()
