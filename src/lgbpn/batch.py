@@ -4,13 +4,12 @@ A bad file is reported on one line, counted, and skipped; the others are still p
 torchrun (WORLD_SIZE > 1) each rank denoises its own share of the files.
 """
 
+import logging
 import os
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -63,9 +62,7 @@ def _shard(jobs: list[Job]) -> list[Job]:
     return jobs[rank::world] if world > 1 else jobs
 
 
-def _say(message: str) -> None:
-    """A line on stderr that does not get glued to the progress bar."""
-    tqdm.write(message, file=sys.stderr)
+log = logging.getLogger(__name__)
 
 
 def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_steps: int = 0) -> int:
@@ -78,8 +75,8 @@ def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_
 
         adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
     failed = 0
-    # Library notes (e.g. a float image saved as 16-bit PNG) are logged: keep them off the progress bar.
-    with logging_redirect_tqdm():
+    # Lines printed while the progress bar is drawn must not get glued to it.
+    with logging_redirect_tqdm(loggers=[logging.getLogger("lgbpn")]):
         for index, job in enumerate(tqdm(todo, desc="denoise", unit="file", disable=len(todo) < 2)):
             try:
                 with warnings.catch_warnings(record=True) as caught:
@@ -88,23 +85,23 @@ def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_
                     image.pixels = denoiser.denoise_pixels(image.pixels)
                     write_image(job.target, image)
                 for w in caught:
-                    _say(f"warning: {job.source}: {w.message}")
+                    log.warning("warning: %s: %s", job.source, w.message)
             except LgbpnError as exc:
                 failed += 1
                 message = str(exc)
                 if str(job.source) not in message and str(job.target) not in message:
                     message = f"{job.source}: {message}"  # e.g. the network's channel count: name the file
-                _say(f"error: {message}")
+                log.error("error: %s", message)
             except Exception as exc:  # a bug must not cost the rest of the batch: report it and go on
                 failed += 1
-                _say(f"error: {job.source}: unexpected {type(exc).__name__} ({one_line(exc)}); please report this")
+                log.error("error: %s: unexpected %s (%s); please report this", job.source, type(exc).__name__, one_line(exc))
             except KeyboardInterrupt:
-                _say(f"interrupted: {index - failed} denoised, {skipped} skipped, {failed} failed, "
-                     f"{len(todo) - index} not done; run again with --skip-existing to resume")
+                log.error("interrupted: %d denoised, %d skipped, %d failed, %d not done; run again with --skip-existing "
+                          "to resume", index - failed, skipped, failed, len(todo) - index)
                 raise
     done = len(todo) - failed
     if len(jobs) > 1 or skipped:  # one file: its error line (or nothing) says it all
-        click.echo(f"{done} denoised, {skipped} skipped (output exists), {failed} failed", err=True)
+        log.info("%d denoised, %d skipped (output exists), %d failed", done, skipped, failed)
     if failed == 0:
         return 0
     return 1 if failed == len(todo) else 3

@@ -28,8 +28,20 @@ class _Main(click.Group):
 @click.version_option(package_name="lgbpn")
 def main():
     """Self-supervised real-world image denoising (LG-BPN, AP-BSN)."""
-    # Library modules report through logging; the command line shows their messages on stderr.
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _show_library_messages()
+
+
+def _show_library_messages() -> None:
+    """Library modules report through logging (the `lgbpn` loggers); the command line shows their
+    messages as plain lines on the current stderr (a new handler per run: tests swap stderr)."""
+    logger = logging.getLogger("lgbpn")
+    for old in [h for h in logger.handlers if getattr(h, "lgbpn_cli", False)]:
+        logger.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.lgbpn_cli = True
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _positive(ctx, param, value):

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..corrections import apply_corrections
 from ..data.crops import NoisyCrops, StepSampler
@@ -269,18 +270,17 @@ def train(
         num_workers=config.workers,
         persistent_workers=config.workers > 0,
     )
-    bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not progress or rank != 0)
-    step, loss_sum, loss_count, tick = start, 0.0, 0, time.perf_counter()
-    t0, stopped_by = time.perf_counter(), None
-
-    saved = {"step": start if resume and checkpoint.exists() else None}
-
     shipped = ema.module if ema is not None else model  # the weights validated and saved for use
     if rank == 0:
         log.info("%s: %s, %d steps of batch %d (%dx%d crops), precision %s (%s), %d training images, %d for validation",
                  out, config.arch, config.steps, config.batch, config.crop, config.crop, precision,
                  "asked" if config.precision != "auto" else "chosen for this device",
                  len(samples), len(val_samples))
+    bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not progress or rank != 0)
+    step, loss_sum, loss_count, tick = start, 0.0, 0, time.perf_counter()
+    t0, stopped_by = time.perf_counter(), None
+
+    saved = {"step": start if resume and checkpoint.exists() else None}
 
     def save():
         saved["step"] = step
@@ -288,7 +288,8 @@ def train(
             _save_checkpoint(checkpoint, model, ema, optimizer, scheduler, step, config, best)
             save_weights(shipped, out / "last.safetensors", step=step)
 
-    with _stop_on_signals() as stop:
+    # Log lines (the time estimate, diagnostics) must not get glued to the progress bar.
+    with _stop_on_signals() as stop, logging_redirect_tqdm(loggers=[logging.getLogger("lgbpn")]):
         for batch in loader:
             with autocast(precision, device):
                 if targets is None:
