@@ -30,6 +30,11 @@ def pretrained_dir() -> Path:
     return Path(str(resources.files("lgbpn") / "pretrained"))
 
 
+def pretrained_path(name: str) -> Path:
+    """Where the shipped model `name` lives (the file may not exist)."""
+    return pretrained_dir() / f"{name}.safetensors"
+
+
 def pretrained_names() -> list[str]:
     return sorted(p.stem for p in pretrained_dir().glob("*.safetensors"))
 
@@ -67,7 +72,7 @@ class Denoiser:
     @classmethod
     def from_pretrained(cls, name: str = DEFAULT_MODEL, preset: str | None = None,
                         options: InferenceOptions | None = None, **kwargs):
-        path = pretrained_dir() / f"{name}.safetensors"
+        path = pretrained_path(name)
         if not path.exists():
             raise WeightsError(f"{name}: no shipped model of that name; shipped: {', '.join(pretrained_names()) or 'none'}")
         return cls.from_weights(path, preset=preset, options=options, **kwargs)

@@ -9,7 +9,6 @@ setting or image never meets an old target.
 
 import hashlib
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from ..io import atomic_path
 from ..layout import to_channels_first, to_channels_last
 from ..scale import to_model_scale
 from ..tiling import denoise_tiled
-
-log = logging.getLogger(__name__)
 
 # Targets are stored as 0..255 values in 1/256 steps (uint16): exact to 0.002 grey levels, half
 # the size of float32.
@@ -116,10 +113,10 @@ class TargetCache:
 
 def load_teacher(name_or_path: str, preset: str | None = None) -> nn.Module:
     """A shipped model by name (e.g. 'lgbpn-s') or a weights file; it must be a blind-spot network."""
-    from ..denoiser import pretrained_dir  # the shipped models live beside the API
+    from ..denoiser import pretrained_path  # the shipped models live beside the API
     from ..weights import load_model
 
-    shipped = pretrained_dir() / f"{name_or_path}.safetensors"
+    shipped = pretrained_path(name_or_path)
     path = shipped if shipped.exists() else Path(name_or_path)
     model = load_model(path, **({"preset": preset} if preset else {}))
     if not getattr(model, "blind_spot", False):
