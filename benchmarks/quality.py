@@ -31,6 +31,7 @@ from lgbpn.data.formats import discover
 from lgbpn.io import atomic_write_bytes
 from lgbpn.metrics import psnr, ssim
 from lgbpn.nn.lowpass import DEFAULT_SIGMA
+from lgbpn.options import PRESET_CHOICES
 
 SUBSETS = {"sidd": "sidd_samples", "polyu": "polyu"}
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -55,12 +56,13 @@ def classical(name: str):
 
 
 def ours(spec: str, noisy_paths: list[Path]):
-    """`model[+r3][+adapt][+noblend][+nolowpass][+raw]`: a shipped model or a weights file, with R3
+    """`model[+r3][+adapt][+noblend][+nolowpass][+raw][+PRESET]`: a shipped model or a weights file, with R3
     and/or adaptation on the subset's noisy images, without the Wiener blend and/or the low-frequency
-    correction (`raw`: neither, the network's own output)."""
+    correction (`raw`: neither, the network's own output), with a fixed test-time preset (default: auto)."""
     model, *flags = spec.split("+")
     raw = "raw" in flags
-    options = InferenceOptions(r3="r3" in flags, blend="noblend" not in flags and not raw,
+    preset = next((f for f in flags if f in PRESET_CHOICES), "auto")
+    options = InferenceOptions(r3="r3" in flags, blend="noblend" not in flags and not raw, preset=preset,
                                lowpass_sigma=None if "nolowpass" in flags or raw else DEFAULT_SIGMA)
     if model.endswith((".safetensors", ".pth")):
         denoiser = Denoiser.from_weights(model, options=options)

@@ -10,7 +10,7 @@ import click
 
 from .bench.command import bench_command  # cheap: the harness loads when `bench` runs
 from .errors import LgbpnError
-from .options import DEFAULT_OVERLAP, DEFAULT_TILE, InferenceOptions, OptionError
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, PRESET_CHOICES, InferenceOptions, OptionError
 
 
 class _Main(click.Group):
@@ -192,7 +192,10 @@ def _model_options(corrections: bool = True):
         click.option("--weights", type=click.Path(path_type=Path), help="Weights file (ours .safetensors or a reference .pth)."),
         click.option("--model", "model_name", help="Shipped model name (see `lgbpn models`); default: the shipped default."),
         click.option("--arch", help="Architecture of --weights (lgbpn, lgbpn-s, apbsn); read from the file when omitted."),
-        click.option("--preset", type=click.Choice(["sidd", "dnd"]), help="PD factors and test ratios (SIDD-like or DND-like noise)."),
+        click.option("--preset", type=click.Choice(PRESET_CHOICES),
+                     help="Test-time PD factors and ratios: sidd (heavy phone noise), dnd, light (weak noise, smaller "
+                          "blind patch), or auto (default): per image, light where the measured noise is weak and "
+                          "the network runs alone, else sidd."),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
                      help="auto: bf16 where the device has native bf16 units (AMX, AVX512-BF16, recent GPUs), else fp32."),

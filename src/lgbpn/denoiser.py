@@ -7,6 +7,7 @@ an RGB network and averaged back; alpha passes through. How the network runs (de
 R3, tiles, output corrections) is an `InferenceOptions`.
 """
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -17,11 +18,13 @@ import torch.nn as nn
 from .corrections import apply_corrections
 from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
+from .noise import auto_preset
 from .options import InferenceOptions
 from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
 
 DEFAULT_MODEL = "lgbpn-s"
+logger = logging.getLogger(__name__)
 # The networks work on the 0..255 scale of 8-bit images (as scale.py, for tensors); float is 0..1.
 _PEAK = {torch.uint8: 255.0, torch.uint16: 65535.0}
 
@@ -66,8 +69,9 @@ class Denoiser:
     @classmethod
     def from_weights(cls, path: str | Path, arch: str | None = None, preset: str | None = None,
                      options: InferenceOptions | None = None, **kwargs):
-        overrides = {"preset": preset} if preset else {}
-        return cls(load_model(path, arch=arch, **overrides), options, **kwargs)
+        if preset:
+            kwargs["preset"] = preset
+        return cls(load_model(path, arch=arch), options, **kwargs)
 
     @classmethod
     def from_pretrained(cls, name: str = DEFAULT_MODEL, preset: str | None = None,
@@ -78,12 +82,24 @@ class Denoiser:
         return cls.from_weights(path, preset=preset, options=options, **kwargs)
 
     def denoise_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) float on the 0..255 scale -> the same, on x's device."""
+        """(B, C, H, W) float on the 0..255 scale -> the same, on x's device (with the preset of x[0])."""
         noisy = x.to(self.device)
+        self._set_preset(x[0])
         with torch.inference_mode():
             out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
             out = apply_corrections(out, noisy, self.options.lowpass_sigma, self.options.blend)
         return out.to(x.device)
+
+    def _set_preset(self, image: torch.Tensor) -> None:
+        if not self.model.presets:
+            return
+        preset = self.options.preset
+        if preset == "auto":
+            preset, profile = auto_preset(image, self.options.corrected)
+            if profile is not None:
+                logger.info("preset %s (noise sigma %.1f, neighbour correlation %.2f)", preset, profile.sigma,
+                            profile.correlation)
+        self.model.preset = preset
 
     def denoise_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """HxWxC (C = 1 or 3) array of any supported dtype -> denoised array of the same dtype."""

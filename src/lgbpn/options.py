@@ -20,6 +20,9 @@ from .errors import ConfigError
 # plus overlap on both sides): about 3 GB for lgbpn-s, 10 GB for the full LG-BPN.
 DEFAULT_TILE = 672
 DEFAULT_OVERLAP = 48
+# Test-time settings of a network with presets (LG-BPN's PD factors and shrunk-grid ratios);
+# "auto" picks one per image from its measured noise (see Denoiser).
+PRESET_CHOICES = ("auto", "sidd", "dnd", "light")
 
 
 def _default(module: str, name: str):
@@ -37,10 +40,11 @@ class OptionError(ConfigError):
 
 @dataclasses.dataclass(frozen=True)
 class InferenceOptions:
-    """Device, precision, R3, tiles and output corrections of an inference run; change one with `replace`."""
+    """Device, precision, preset, R3, tiles and output corrections of an inference run; change one with `replace`."""
 
     device: str = "cpu"  # cpu, cuda, cuda:N, or auto (cuda where available)
     precision: str = "auto"  # auto: bf16 where the device has native bf16 units, else fp32
+    preset: str = "auto"  # PRESET_CHOICES; ignored by networks without presets
     r3: bool = True  # random-replacing refinement (AP-BSN's test-time ensemble)
     passes: int = _default(".nn.r3", "R3_PASSES")
     prob: float = _default(".nn.r3", "R3_PROB")  # share of pixels each R3 pass gives back to the noisy input
@@ -65,6 +69,7 @@ class InferenceOptions:
         if self.lowpass_sigma is not None:
             _check("lowpass_sigma", self.lowpass_sigma, _real(self.lowpass_sigma) and self.lowpass_sigma > 0,
                    "must be positive, or None for no low-frequency correction")
+        _check("preset", self.preset, self.preset in PRESET_CHOICES, f"must be one of {', '.join(PRESET_CHOICES)}")
         _check("precision", self.precision, self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}")
         _check("device", self.device, isinstance(self.device, str) and _device_name(self.device),
                "must be a torch device (cpu, cuda, cuda:N, ...) or auto")
@@ -86,6 +91,10 @@ class InferenceOptions:
         if self.lowpass_sigma is None and not self.blend:
             parts.append("no output corrections")
         return ", ".join(parts)
+
+    @property
+    def corrected(self) -> bool:
+        return self.lowpass_sigma is not None or self.blend
 
 
 def _check(name: str, value, ok: bool, problem: str) -> None:

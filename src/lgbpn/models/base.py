@@ -32,6 +32,7 @@ class DenoisingNetwork(nn.Module, ABC):
     """
 
     blind_spot: bool = False
+    presets: tuple[str, ...] = ()  # test-time settings to choose from (empty: one fixed setting)
     arch_name: str
     arch_config: dict
 

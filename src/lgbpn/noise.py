@@ -1,0 +1,78 @@
+"""How strong and how spatially correlated an image's noise is, measured from the noisy image alone.
+
+Camera noise in sRGB is correlated over a few pixels (demosaicking, denoising, JPEG), so white-noise
+estimators that look at neighbouring pixels see only part of it. Here the noise variance is read
+from differences between pixels `d` apart: on flat content Var(x[p] - x[p+d]) = 2 sigma^2 (1 - rho(d)),
+so near pixels (d = 1) give sigma^2 (1 - rho(1)) and far ones (beyond the correlation length, rho ~ 0)
+give sigma^2. Flat content is found in blocks whose smoothed image varies least (smoothing removes the
+noise, not the structure); blocks with clipped pixels are left out, as clipping hides the noise.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+BLOCK = 16
+NEAR, FAR = 1, 4  # pixels apart; sRGB camera noise decorrelates within ~3 pixels
+FLAT_SHARE = 0.3  # the flattest share of blocks the variances are read from
+CLIP_SHARE = 0.02  # a block with more clipped pixels than this is left out
+MAX_SIDE = 1024  # larger images are measured on their central MAX_SIDE x MAX_SIDE crop
+
+# `--preset auto`, read off benchmarks/presets.py (README, "Presets"): for the network's own output,
+# the "light" preset's smaller blind patch keeps detail that weak noise does not justify losing
+# (PolyU, sigma 0.7-4.2: +2.4 dB over "sidd"), and lets correlated noise through on heavy noise
+# (SIDD, sigma 10-29: -0.8 dB). The threshold sits between the two (geometric mean, rounded).
+# With the output corrections on, the Wiener blend already gives detail back per pixel, and "sidd"
+# under the corrections scores best on both sets.
+LIGHT_NOISE_SIGMA = 6.0
+
+
+@dataclass(frozen=True)
+class NoiseProfile:
+    sigma: float  # noise standard deviation, 0..255 scale
+    correlation: float  # rho(1): 0 for white noise, towards 1 for noise smooth over several pixels
+
+
+def _block_means(x: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) -> (C, H // BLOCK, W // BLOCK) means over BLOCK x BLOCK blocks."""
+    return F.avg_pool2d(x[None], BLOCK)[0]
+
+
+def _difference_variance(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Per block, half the mean squared difference of pixels d apart (rows and columns), channels averaged."""
+    h, w = x.shape[-2:]
+    sq = torch.zeros(h, w, dtype=x.dtype)
+    sq[:, : w - d] += (x[..., :, d:] - x[..., :, :-d]).square().mean(0)
+    sq[: h - d, :] += (x[..., d:, :] - x[..., :-d, :]).square().mean(0)
+    return _block_means(sq[None] / 4)[0]  # two directions, and Var(a - b) = 2 sigma^2
+
+
+def noise_profile(image: torch.Tensor, peak: float = 255.0) -> NoiseProfile:
+    """(C, H, W) float image on the 0..peak scale -> its noise level and neighbour correlation."""
+    if min(image.shape[-2:]) < 2 * BLOCK:
+        raise ValueError(f"image too small to measure its noise: {tuple(image.shape[-2:])}, need {2 * BLOCK}x{2 * BLOCK}")
+    top, left = (max(0, (s - MAX_SIDE) // 2) for s in image.shape[-2:])
+    x = image.detach()[..., top : top + MAX_SIDE, left : left + MAX_SIDE].to(torch.float64).cpu() * (255.0 / peak)
+    h, w = (s // BLOCK * BLOCK for s in x.shape[-2:])
+    x = x[..., :h, :w]
+    clipped = _block_means(((x <= 0) | (x >= 255)).to(x.dtype).mean(0, keepdim=True))[0]
+    smooth = F.avg_pool2d(x[None], 4)  # 4x4 means: noise down 4x (less when correlated), structure kept
+    structure = (F.avg_pool2d(smooth.square(), BLOCK // 4) - F.avg_pool2d(smooth, BLOCK // 4).square()).mean(1)[0]
+    usable = clipped <= CLIP_SHARE
+    if usable.sum() < 4:  # mostly clipped: fall back to every block
+        usable = torch.ones_like(usable)
+    flat = usable & (structure <= structure[usable].quantile(FLAT_SHARE))
+    near = _difference_variance(x, NEAR)[flat].median()
+    far = _difference_variance(x, FAR)[flat].median()
+    correlation = float((1 - near / far).clamp(0, 1)) if far > 0 else 0.0
+    return NoiseProfile(sigma=float(far.sqrt()), correlation=correlation)
+
+
+def auto_preset(image: torch.Tensor, corrected: bool) -> tuple[str, NoiseProfile | None]:
+    """The test-time preset `--preset auto` runs a (C, H, W) 0..255 image with, and the noise it measured
+    (None when the corrections decide, or the image is too small to measure: then "sidd")."""
+    if corrected or min(image.shape[-2:]) < 2 * BLOCK:
+        return "sidd", None
+    profile = noise_profile(image)
+    return ("light" if profile.sigma < LIGHT_NOISE_SIGMA else "sidd"), profile
