@@ -10,6 +10,7 @@ from lgbpn.errors import ConfigError
 from lgbpn.train.config import make_config
 from lgbpn.train.distill import TargetCache, TeacherSetting
 from lgbpn.train.trainer import train
+from lgbpn.weights import load_model
 
 from .helpers import noisy_image, tiny_model
 
@@ -83,3 +84,23 @@ def test_student_distils_end_to_end_and_resumes_exactly(tmp_path, shared_data):
     for (name, a), b in zip(full["model"].state_dict().items(), resumed["model"].state_dict().values()):
         assert torch.equal(a, b), name
     assert not full["model"].blind_spot and (tmp_path / "full" / "best.safetensors").exists()
+    # Corrected targets: the student's weights say its output holds the corrections already.
+    assert load_model(tmp_path / "full" / "best.safetensors").corrections_learnt
+
+
+def test_a_student_of_corrected_targets_is_not_corrected_again(tmp_path):
+    from lgbpn.denoiser import Denoiser
+    from lgbpn.weights import save_weights
+
+    settings = [TeacherSetting("sidd"), TeacherSetting("dnd", r3=True)]
+    assert TargetCache(tmp_path, tiny_model("lgbpn-s"), settings).corrections_learnt
+    assert not TargetCache(tmp_path, tiny_model("lgbpn-s"), settings + [TeacherSetting.parse("sidd:raw")]).corrections_learnt
+    student = tiny_model("unet")
+    image = noisy_image(40, 48)
+    raw = Denoiser(student, lowpass_sigma=None, blend=False)(image)
+    assert not np.array_equal(Denoiser(student)(image), raw)  # corrections change an ordinary network's output
+    student.corrections_learnt = True
+    save_weights(student, tmp_path / "student.safetensors")
+    loaded = load_model(tmp_path / "student.safetensors")
+    assert loaded.corrections_learnt
+    np.testing.assert_array_equal(Denoiser(loaded)(image), raw)  # ... but not those of a student that learnt them

@@ -210,7 +210,9 @@ def _model_options(corrections: bool = True):
                      help=f"Low-frequency correction of the network's output (default: {default}); --no-lowpass "
                           "keeps the network's own low frequencies."),
         click.option("--blend/--no-blend", default=corrections,
-                     help=f"Residual Wiener blend that gives back detail the network smoothed away (default: {default})."),
+                     help=f"Residual Wiener blend that gives back detail the network smoothed away (default: {default}). "
+                          "A student distilled from corrected teacher outputs has learnt both corrections: they are "
+                          "not applied again."),
     ]
 
     def decorate(command):

@@ -87,7 +87,8 @@ class Denoiser:
         self._set_preset(x[0])
         with torch.inference_mode():
             out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
-            out = apply_corrections(out, noisy, self.options.lowpass_sigma, self.options.blend)
+            if not self.model.corrections_learnt:
+                out = apply_corrections(out, noisy, self.options.lowpass_sigma, self.options.blend)
         return out.to(x.device)
 
     def _set_preset(self, image: torch.Tensor) -> None:

@@ -24,6 +24,8 @@ from .models.registry import build_model
 def save_weights(model: DenoisingNetwork, path: str | Path, **info) -> None:
     """Write `model`'s weights with its architecture, settings and any `info` as metadata."""
     meta = {"arch": model.arch_name, "config": json.dumps(model.arch_config), **{k: str(v) for k, v in info.items()}}
+    if model.corrections_learnt:
+        meta["corrections_learnt"] = "true"
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write_bytes(Path(path), save(tensors, metadata=meta))
 
@@ -133,4 +135,5 @@ def load_model(path: str | Path, arch: str | None = None, **overrides) -> Denois
             f"expected {tuple(model.state_dict()[k].shape)}"
         )
     model.load_state_dict(state)
+    model.corrections_learnt = meta.get("corrections_learnt") == "true"
     return model

@@ -33,6 +33,9 @@ class DenoisingNetwork(nn.Module, ABC):
 
     blind_spot: bool = False
     presets: tuple[str, ...] = ()  # test-time settings to choose from (empty: one fixed setting)
+    # Set on weights distilled from corrected teacher outputs: the network's output already holds our
+    # output corrections, so the denoiser does not apply them again (a weights-file property).
+    corrections_learnt: bool = False
     arch_name: str
     arch_config: dict
 

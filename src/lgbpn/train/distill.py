@@ -68,6 +68,11 @@ class TargetCache:
         self.root, self.teacher, self.settings, self.seed = Path(root), teacher, settings, seed
         self.teacher_id = fingerprint(teacher)
 
+    @property
+    def corrections_learnt(self) -> bool:
+        """Every target holds our output corrections, so the student's output will too."""
+        return all(setting.corrections for setting in self.settings)
+
     def path(self, setting: TeacherSetting, noisy: np.ndarray) -> Path:
         key = hashlib.sha256()
         for part in (self.teacher_id, str(setting), str(self.seed), str(noisy.shape), str(noisy.dtype)):

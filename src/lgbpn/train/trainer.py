@@ -153,7 +153,7 @@ def validate(model, samples: list[Sample], config: TrainConfig, device) -> dict[
         x_in = to_channels_first(to_model_scale(noisy))[None].to(device)
         # fp32 on every device: the score of the float32 weights as saved, whatever the training precision.
         out = denoise_tiled(model, x_in, r3=config.val_r3, seed=config.seed, precision="fp32")
-        corrected = apply_corrections(out, x_in)
+        corrected = out if model.corrections_learnt else apply_corrections(out, x_in)
         out, corrected = (to_channels_last(t[0]) for t in (out, corrected))
         clean = to_model_scale(clean)
         scores.append((psnr(out, clean), ssim(out, clean), psnr(corrected, clean)))
@@ -271,6 +271,7 @@ def train(
         persistent_workers=config.workers > 0,
     )
     shipped = ema.module if ema is not None else model  # the weights validated and saved for use
+    shipped.corrections_learnt = targets is not None and targets.corrections_learnt
     if rank == 0:
         log.info("%s: %s, %d steps of batch %d (%dx%d crops), precision %s (%s), %d training images, %d for validation",
                  out, config.arch, config.steps, config.batch, config.crop, config.crop, precision,
