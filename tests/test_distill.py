@@ -79,7 +79,7 @@ def test_student_distils_end_to_end_and_resumes_exactly(tmp_path, shared_data):
 
     full = train(data, tmp_path / "full", config, progress=False, targets=cache())
     assert len(list((tmp_path / "targets").glob("*.npy"))) == 9  # every training image, once
-    train(data, tmp_path / "part", config, progress=False, targets=cache(), stop_after=2)
+    train(data, tmp_path / "part", config, progress=False, targets=cache(), stop_at=2)
     resumed = train(data, tmp_path / "part", config, progress=False, targets=cache(), resume=True)
     for (name, a), b in zip(full["model"].state_dict().items(), resumed["model"].state_dict().values()):
         assert torch.equal(a, b), name

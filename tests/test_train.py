@@ -31,8 +31,10 @@ def tiny_config(**kw):
 def test_resume_after_interruption_is_exact(tmp_path, shared_data):
     data = [shared_data / "sidd_samples"]
     full = train(data, tmp_path / "full", tiny_config(), progress=False)
-    part = train(data, tmp_path / "part", tiny_config(), progress=False, stop_after=2)
-    assert part["step"] == 2
+    part = train(data, tmp_path / "part", tiny_config(), progress=False, stop_at=2)
+    assert part["step"] == 2 and part["stopped_by"] == "--stop-at 2"
+    with pytest.raises(ConfigError, match="at step 2; nothing to do"):
+        train(data, tmp_path / "part", tiny_config(), progress=False, resume=True, stop_at=2)
     with pytest.raises(ConfigError, match="--resume"):
         train(data, tmp_path / "part", tiny_config(), progress=False)
     resumed = train(data, tmp_path / "part", tiny_config(), progress=False, resume=True)
@@ -151,7 +153,7 @@ def test_ema_run_resumes_exactly_and_ships_the_average(tmp_path, shared_data):
     data = [shared_data / "polyu"]
     config = tiny_config(ema_decay=0.9, warmup_steps=2, val_every=4)
     full = train(data, tmp_path / "full", config, progress=False)
-    train(data, tmp_path / "part", config, progress=False, stop_after=3)
+    train(data, tmp_path / "part", config, progress=False, stop_at=3)
     resumed = train(data, tmp_path / "part", config, progress=False, resume=True)
     for (name, a), b in zip(full["model"].state_dict().items(), resumed["model"].state_dict().values()):
         assert torch.equal(a, b), name

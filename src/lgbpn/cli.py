@@ -72,6 +72,9 @@ def _training_options(f):
                           "repeat for several (e.g. --exclude '*NikonD800*')."),
         click.option("--init", type=click.Path(path_type=Path), help="Start from these weights (ours or a reference .pth)."),
         click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped."),
+        click.option("--stop-at", type=int, callback=_positive,
+                     help="Pause at this step (checkpoint saved, schedule unchanged; --resume continues): a long "
+                          "run in sittings."),
         click.option("--seed", type=int),
         click.option("--threads", type=int, callback=_positive, help="CPU threads (default: torch's choice)."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
@@ -111,8 +114,8 @@ def _run_training(out, config_file, default_recipe_for, resume, threads, setting
 @click.option("--config", "config_file", type=click.Path(path_type=Path),
               help="YAML or TOML file of training settings, or a shipped recipe name (lgbpn-s, apbsn-s). "
                    "Default: lgbpn-s on a CPU, the paper's recipe on a GPU.")
-def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, exclude, init, resume, seed,
-          threads, precision):
+def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, exclude, init, resume,
+          stop_at, seed, threads, precision):
     """Train a denoiser on your own noisy images (no clean images needed)."""
     from .train.config import default_recipe
     from .train.trainer import train as run_training
@@ -120,7 +123,7 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
     settings = dict(arch=arch, preset=preset, steps=steps, crop=crop, batch=batch, lr=lr, workers=workers,
                     val_every=val_every, seed=seed, precision=precision, exclude=list(exclude) or None)
     _run_training(out, config_file, default_recipe, resume, threads, settings, lambda config: run_training(
-        list(data), out, config, val=list(val) or None, init=init, resume=resume))
+        list(data), out, config, val=list(val) or None, init=init, resume=resume, stop_at=stop_at))
 
 
 @main.command()
@@ -133,7 +136,7 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
               help="Comma-separated teacher test settings whose outputs are the targets, each PRESET[:r3][:raw], "
                    "e.g. 'sidd,dnd:r3' (default: the recipe's).")
 def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, exclude, init, resume,
-            seed, threads, precision, teacher, teacher_settings):
+            stop_at, seed, threads, precision, teacher, teacher_settings):
     """Distil a blind-spot teacher into a small ordinary network that is fast (no clean images needed)."""
     from .train.config import distill_recipe
     from .train.distill import TargetCache, TeacherSetting, load_teacher
@@ -148,7 +151,8 @@ def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, worker
             raise click.UsageError("distillation needs a teacher and its settings (--teacher, --settings, or the recipe's)")
         cache = TargetCache(out / "targets", load_teacher(config.teacher),
                             [TeacherSetting.parse(s) for s in config.teacher_settings], config.seed)
-        return run_training(list(data), out, config, val=list(val) or None, init=init, resume=resume, targets=cache)
+        return run_training(list(data), out, config, val=list(val) or None, init=init, resume=resume, stop_at=stop_at,
+                            targets=cache)
 
     _run_training(out, config_file, distill_recipe, resume, threads, settings, run)
 

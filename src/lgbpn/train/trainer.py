@@ -207,10 +207,11 @@ def train(
     init: Path | None = None,
     resume: bool = False,
     progress: bool = True,
-    stop_after: int | None = None,
+    stop_at: int | None = None,
     targets: TargetCache | None = None,
 ) -> dict:
-    """Train; returns a summary. `stop_after` ends the run early after that many steps (tests).
+    """Train; returns a summary. `stop_at` pauses the run at that step (checkpoint saved, the schedule
+    unchanged: `resume` continues it).
 
     Self-supervised by default; with `targets` (a distillation's teacher outputs) the loss is L1 to
     them instead.
@@ -261,7 +262,9 @@ def train(
         _truncate_log(out / "log.csv", start)
     net = DistributedDataParallel(model) if world > 1 else model
 
-    end = config.steps if stop_after is None else min(config.steps, start + stop_after)
+    end = config.steps if stop_at is None else min(config.steps, stop_at)
+    if end <= start:
+        raise ConfigError(f"{out}: the run is at step {start}; nothing to do up to step {end}")
     crops = NoisyCrops(samples, config.crop, config.seed, targets)
     loader = DataLoader(
         crops,
@@ -347,6 +350,8 @@ def train(
     bar.close()
     if stopped_by is None and step != end:
         save()
+    if stopped_by is None and step < config.steps:
+        stopped_by = f"--stop-at {end}"
     if world > 1:
         dist.barrier()
     return dict(step=step, best_psnr=best, stopped_by=stopped_by, seconds=time.perf_counter() - t0,
