@@ -79,3 +79,10 @@ def assert_cli_error(result, name, code: int = 1, progress_bars: bool = False) -
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert str(name) in lines[0], lines[0]
     return lines[0]
+
+
+def noisy_scene(sigma: float, size: int = 64) -> np.ndarray:
+    """A smooth uint8 RGB scene with white noise of `sigma` grey levels (a measurable noise level)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = 110 + 40 * np.sin(yy / 30.0)[..., None] * np.cos(xx / 37.0)[..., None] * np.ones(3)
+    return np.clip(base + np.random.default_rng(0).normal(0, sigma, base.shape), 0, 255).round().astype(np.uint8)

@@ -9,7 +9,7 @@ from lgbpn.errors import WeightsError
 from lgbpn.weights import load_model, save_weights
 
 from .conftest import load_parity
-from .helpers import noisy_image, tiny_model, tiny_weights
+from .helpers import noisy_image, noisy_scene, tiny_model, tiny_weights
 
 
 @pytest.fixture(scope="module")
@@ -203,18 +203,13 @@ def test_bf16_runs_close_to_fp32_and_auto_picks_it_only_on_native_units(monkeypa
     assert torch.equal(denoise_tiled(model, x, r3=True, passes=2), bf16)
 
 
-def _scene_with_noise(sigma: float, size: int = 64) -> np.ndarray:
-    yy, xx = np.mgrid[0:size, 0:size]
-    base = 110 + 40 * np.sin(yy / 9.0)[..., None] * np.cos(xx / 11.0)[..., None] * np.ones(3)
-    return np.clip(base + np.random.default_rng(0).normal(0, sigma, base.shape), 0, 255).round().astype(np.uint8)
-
 
 @pytest.mark.parametrize("sigma, corrected, expected", [(2, False, "light"), (20, False, "sidd"), (2, True, "sidd")])
 def test_auto_preset_follows_the_measured_noise(sigma, corrected, expected):
     """The network alone gets the small blind patch on weak noise; under the corrections, or on heavy noise, sidd."""
     model = tiny_model()
     corrections = {} if corrected else dict(lowpass_sigma=None, blend=False)
-    image = _scene_with_noise(sigma)
+    image = noisy_scene(sigma)
     out = Denoiser(model, r3=False, **corrections)(image)
     assert model.preset == expected
     np.testing.assert_array_equal(out, Denoiser(tiny_model(), r3=False, preset=expected, **corrections)(image))
@@ -224,8 +219,8 @@ def test_an_explicit_preset_is_kept_and_networks_without_presets_ignore_it(tmp_p
     weights = tiny_weights(tmp_path / "w.safetensors")
     denoiser = Denoiser.from_weights(weights, preset="dnd", r3=False, lowpass_sigma=None, blend=False)
     assert denoiser.options.preset == "dnd"
-    denoiser(_scene_with_noise(2))
+    denoiser(noisy_scene(2))
     assert denoiser.model.preset == "dnd"
     apbsn = tiny_model("apbsn")
-    Denoiser(apbsn, r3=False, preset="light")(_scene_with_noise(2, 40))
+    Denoiser(apbsn, r3=False, preset="light")(noisy_scene(2, 40))
     assert apbsn.preset == "sidd" and not apbsn.presets

@@ -1,5 +1,7 @@
 """Distillation: teacher settings, the on-disk target cache, aligned crops, a student trained end to end."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from lgbpn.train.distill import TargetCache, TeacherSetting
 from lgbpn.train.trainer import train
 from lgbpn.weights import load_model
 
-from .helpers import noisy_image, tiny_model
+from .helpers import noisy_image, noisy_scene, tiny_model
 
 STUDENT = dict(base_ch=4, middle_blocks=1)
 
@@ -85,7 +87,10 @@ def test_student_distils_end_to_end_and_resumes_exactly(tmp_path, shared_data):
         assert torch.equal(a, b), name
     assert not full["model"].blind_spot and (tmp_path / "full" / "best.safetensors").exists()
     # Corrected targets: the student's weights say its output holds the corrections already.
-    assert load_model(tmp_path / "full" / "best.safetensors").corrections_learnt
+    student = load_model(tmp_path / "full" / "best.safetensors")
+    assert student.corrections_learnt
+    # ... and name their teacher and the noise of the noisiest training image (SIDD: sigma 10 to 29).
+    assert student.teacher == str((Path.cwd() / "tiny").resolve()) and 20 < student.noise_sigma_max < 40
 
 
 def test_a_student_of_corrected_targets_is_not_corrected_again(tmp_path):
@@ -104,3 +109,31 @@ def test_a_student_of_corrected_targets_is_not_corrected_again(tmp_path):
     loaded = load_model(tmp_path / "student.safetensors")
     assert loaded.corrections_learnt
     np.testing.assert_array_equal(Denoiser(loaded)(image), raw)  # ... but not those of a student that learnt them
+
+
+
+def test_noise_beyond_the_students_range_goes_to_its_teacher(tmp_path, caplog):
+    from lgbpn.denoiser import Denoiser
+    from lgbpn.weights import save_weights
+
+    teacher = tmp_path / "teacher.safetensors"
+    save_weights(tiny_model("lgbpn-s"), teacher)
+    student = tiny_model("unet")
+    student.teacher, student.noise_sigma_max = str(teacher), 4.0
+    save_weights(student, tmp_path / "student.safetensors")
+    loaded = load_model(tmp_path / "student.safetensors")
+    assert (loaded.teacher, loaded.noise_sigma_max) == (str(teacher), 4.0)
+
+    options = dict(r3=False, lowpass_sigma=None, blend=False)
+    light, heavy = noisy_scene(3), noisy_scene(20)
+    gated = Denoiser(loaded, **options)
+    plain = Denoiser(tiny_model("unet"), **options)  # the same student without a range
+    np.testing.assert_array_equal(gated(light), plain(light))
+    with caplog.at_level("INFO", logger="lgbpn"):
+        np.testing.assert_array_equal(gated(heavy), Denoiser.from_weights(teacher, **options)(heavy))
+    assert "beyond the student's range" in caplog.text
+
+    student.teacher = str(tmp_path / "gone.safetensors")  # a teacher that cannot be found: the student, and a warning
+    with caplog.at_level("WARNING", logger="lgbpn"):
+        np.testing.assert_array_equal(Denoiser(student, **options)(heavy), plain(heavy))
+    assert "cannot be loaded" in caplog.text and "gone.safetensors" in caplog.text

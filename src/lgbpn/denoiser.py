@@ -18,7 +18,7 @@ import torch.nn as nn
 from .corrections import apply_corrections
 from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
-from .noise import auto_preset
+from .noise import STUDENT_NOISE_MARGIN, auto_preset, measured_sigma
 from .options import InferenceOptions
 from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
@@ -61,6 +61,7 @@ class Denoiser:
         self.model = prepare_for_inference(model, self.device)
         self.progress = progress
         self.channels = model.arch_config.get("in_ch", 3)
+        self._teacher: Denoiser | None | bool = None  # a student's fallback, loaded when first needed
 
     @property
     def r3(self) -> bool:
@@ -84,12 +85,37 @@ class Denoiser:
     def denoise_batch(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) float on the 0..255 scale -> the same, on x's device (with the preset of x[0])."""
         noisy = x.to(self.device)
+        teacher = self._teacher_for(x[0])
+        if teacher is not None:
+            return teacher.denoise_batch(x)
         self._set_preset(x[0])
         with torch.inference_mode():
             out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
             if not self.model.corrections_learnt:
                 out = apply_corrections(out, noisy, self.options.lowpass_sigma, self.options.blend)
         return out.to(x.device)
+
+    def _teacher_for(self, image: torch.Tensor) -> "Denoiser | None":
+        """A student's teacher when `image` is noisier than anything the student was distilled on."""
+        limit = self.model.noise_sigma_max
+        if limit is None or self._teacher is False:
+            return None
+        sigma = measured_sigma(image)
+        if sigma is None or sigma <= STUDENT_NOISE_MARGIN * limit:
+            return None
+        if self._teacher is None:
+            source = self.model.teacher
+            load = Denoiser.from_pretrained if pretrained_path(source).exists() else Denoiser.from_weights
+            try:
+                self._teacher = load(source, options=self.options, progress=self.progress)
+            except WeightsError as exc:
+                logger.warning("noise beyond this student's range, and its teacher cannot be loaded (%s): "
+                               "the student denoises it", exc)
+                self._teacher = False
+                return None
+        logger.info("noise sigma %.1f is beyond the student's range (its noisiest training image: %.1f): "
+                    "the teacher %s denoises this image", sigma, limit, self.model.teacher)
+        return self._teacher
 
     def _set_preset(self, image: torch.Tensor) -> None:
         if not self.model.presets:

@@ -27,6 +27,11 @@ MAX_SIDE = 1024  # larger images are measured on their central MAX_SIDE x MAX_SI
 # under the corrections scores best on both sets.
 LIGHT_NOISE_SIGMA = 6.0
 
+# A student (an ordinary network distilled from a blind-spot teacher) does not extrapolate to noise
+# heavier than any it was distilled on; the blind-spot teacher does. The denoiser hands an image
+# whose noise exceeds the student's noisiest training image by this factor to the teacher.
+STUDENT_NOISE_MARGIN = 1.25
+
 
 @dataclass(frozen=True)
 class NoiseProfile:
@@ -67,6 +72,11 @@ def noise_profile(image: torch.Tensor, peak: float = 255.0) -> NoiseProfile:
     far = _difference_variance(x, FAR)[flat].median()
     correlation = float((1 - near / far).clamp(0, 1)) if far > 0 else 0.0
     return NoiseProfile(sigma=float(far.sqrt()), correlation=correlation)
+
+
+def measured_sigma(image: torch.Tensor) -> float | None:
+    """noise_profile's sigma, or None for an image too small to measure."""
+    return noise_profile(image).sigma if min(image.shape[-2:]) >= 2 * BLOCK else None
 
 
 def auto_preset(image: torch.Tensor, corrected: bool) -> tuple[str, NoiseProfile | None]:

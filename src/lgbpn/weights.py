@@ -26,6 +26,8 @@ def save_weights(model: DenoisingNetwork, path: str | Path, **info) -> None:
     meta = {"arch": model.arch_name, "config": json.dumps(model.arch_config), **{k: str(v) for k, v in info.items()}}
     if model.corrections_learnt:
         meta["corrections_learnt"] = "true"
+    if model.teacher is not None:
+        meta.update(teacher=model.teacher, noise_sigma_max=f"{model.noise_sigma_max:.3f}")
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write_bytes(Path(path), save(tensors, metadata=meta))
 
@@ -136,4 +138,9 @@ def load_model(path: str | Path, arch: str | None = None, **overrides) -> Denois
         )
     model.load_state_dict(state)
     model.corrections_learnt = meta.get("corrections_learnt") == "true"
+    if "teacher" in meta:
+        try:
+            model.teacher, model.noise_sigma_max = meta["teacher"], float(meta["noise_sigma_max"])
+        except (KeyError, ValueError):
+            raise WeightsError(f"{path}: damaged metadata (a teacher without a valid noise_sigma_max)") from None
     return model

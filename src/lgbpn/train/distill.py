@@ -22,6 +22,7 @@ from ..data.formats import Sample
 from ..errors import ConfigError
 from ..io import atomic_path
 from ..layout import to_channels_first, to_channels_last
+from ..noise import measured_sigma
 from ..scale import to_model_scale
 from ..tiling import denoise_tiled
 
@@ -84,10 +85,15 @@ class TargetCache:
         """(S, H, W, C) float32 targets of one HxWxC noisy image (computed and stored if missing)."""
         return np.stack([self._target(setting, noisy) for setting in self.settings])
 
-    def fill(self, samples: list[Sample], progress: bool = True) -> None:
-        """Compute every missing target now (so that training steps never wait for the teacher)."""
+    def fill(self, samples: list[Sample], progress: bool = True) -> float:
+        """Compute every missing target now (so that training steps never wait for the teacher);
+        returns the noise sigma of the noisiest image (the student's range, see noise.py)."""
+        noisiest = 0.0
         for sample in tqdm(samples, desc="teacher targets", unit="image", disable=not progress):
-            self.targets(sample.noisy())
+            noisy = sample.noisy()
+            self.targets(noisy)
+            noisiest = max(noisiest, measured_sigma(to_channels_first(to_model_scale(noisy))) or 0.0)
+        return noisiest
 
     def _target(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
         path = self.path(setting, noisy)
@@ -114,6 +120,13 @@ class TargetCache:
         if setting.corrections:
             out = apply_corrections(out, x)
         return to_channels_last(out[0])
+
+
+def teacher_reference(name_or_path: str) -> str:
+    """How a student's weights name their teacher: a shipped model's name, or the weights file's absolute path."""
+    from ..denoiser import pretrained_path
+
+    return name_or_path if pretrained_path(name_or_path).exists() else str(Path(name_or_path).resolve())
 
 
 def load_teacher(name_or_path: str, preset: str | None = None) -> nn.Module:

@@ -39,7 +39,7 @@ from ..scale import to_model_scale
 from ..tiling import denoise_tiled
 from ..weights import load_model, save_weights
 from .config import TrainConfig, save_config
-from .distill import TargetCache, distill_loss
+from .distill import TargetCache, distill_loss, teacher_reference
 
 # val_psnr / val_ssim: the network's own output (the headline); val_psnr_corrected: with our two
 # output corrections (the default output of `lgbpn denoise`).
@@ -228,10 +228,11 @@ def train(
     val_samples = [s for s in (collect_samples(val) if val else samples) if s.clean is not None]
     val_samples = validation_subset(val_samples, config.val_images)
     precision = resolve_precision(config.precision, device)
+    noisiest = None
     if targets is not None:  # every teacher output before the first step; other ranks wait, then read them
         if rank == 0:
             targets.teacher.to(device)
-            targets.fill(samples, progress=progress)
+            noisiest = targets.fill(samples, progress=progress)
         if world > 1:
             dist.barrier()
 
@@ -274,7 +275,10 @@ def train(
         persistent_workers=config.workers > 0,
     )
     shipped = ema.module if ema is not None else model  # the weights validated and saved for use
-    shipped.corrections_learnt = targets is not None and targets.corrections_learnt
+    if targets is not None:
+        shipped.corrections_learnt = targets.corrections_learnt
+    if noisiest is not None:  # rank 0 of a distillation: the student's weights name its teacher and noise range
+        shipped.teacher, shipped.noise_sigma_max = teacher_reference(config.teacher), noisiest
     if rank == 0:
         log.info("%s: %s, %d steps of batch %d (%dx%d crops), precision %s (%s), %d training images, %d for validation",
                  out, config.arch, config.steps, config.batch, config.crop, config.crop, precision,
