@@ -224,3 +224,12 @@ def test_an_explicit_preset_is_kept_and_networks_without_presets_ignore_it(tmp_p
     apbsn = tiny_model("apbsn")
     Denoiser(apbsn, r3=False, preset="light")(noisy_scene(2, 40))
     assert apbsn.preset == "sidd" and not apbsn.presets
+
+
+def test_fast_is_an_alias_of_the_shipped_student(tmp_path, monkeypatch):
+    import lgbpn.denoiser as api
+
+    tiny_weights(tmp_path / "lgbpn-fast.safetensors", "unet")
+    monkeypatch.setattr(api, "pretrained_dir", lambda: tmp_path)
+    assert Denoiser.from_pretrained("fast").model.arch_name == "unet"
+    assert api.pretrained_path("fast") == api.pretrained_path("lgbpn-fast") == tmp_path / "lgbpn-fast.safetensors"

@@ -194,7 +194,8 @@ def _model_options(corrections: bool = True):
     default = "on" if corrections else "off, the paper's output"
     options = [
         click.option("--weights", type=click.Path(path_type=Path), help="Weights file (ours .safetensors or a reference .pth)."),
-        click.option("--model", "model_name", help="Shipped model name (see `lgbpn models`); default: the shipped default."),
+        click.option("--model", "model_name", help="Shipped model name (see `lgbpn models`; `fast` = lgbpn-fast); default: the "
+                     "shipped default."),
         click.option("--arch", help="Architecture of --weights (lgbpn, lgbpn-s, apbsn); read from the file when omitted."),
         click.option("--preset", type=click.Choice(PRESET_CHOICES),
                      help="Test-time PD factors and ratios: sidd (heavy phone noise), dnd, light (weak noise, smaller "

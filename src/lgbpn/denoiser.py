@@ -24,6 +24,7 @@ from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
 
 DEFAULT_MODEL = "lgbpn-s"
+MODEL_ALIASES = {"fast": "lgbpn-fast"}  # short names for `--model`
 logger = logging.getLogger(__name__)
 # The networks work on the 0..255 scale of 8-bit images (as scale.py, for tensors); float is 0..1.
 _PEAK = {torch.uint8: 255.0, torch.uint16: 65535.0}
@@ -34,8 +35,8 @@ def pretrained_dir() -> Path:
 
 
 def pretrained_path(name: str) -> Path:
-    """Where the shipped model `name` lives (the file may not exist)."""
-    return pretrained_dir() / f"{name}.safetensors"
+    """Where the shipped model `name` (or its alias) lives (the file may not exist)."""
+    return pretrained_dir() / f"{MODEL_ALIASES.get(name, name)}.safetensors"
 
 
 def pretrained_names() -> list[str]:
