@@ -28,6 +28,7 @@ MODEL_ALIASES = {"fast": "lgbpn-fast"}  # short names for `--model`
 logger = logging.getLogger(__name__)
 # The networks work on the 0..255 scale of 8-bit images (as scale.py, for tensors); float is 0..1.
 _PEAK = {torch.uint8: 255.0, torch.uint16: 65535.0}
+_ROUNDING_ROWS = 256
 
 
 def pretrained_dir() -> Path:
@@ -165,11 +166,10 @@ class Denoiser:
 
     def _denoise_colour(self, image: torch.Tensor) -> torch.Tensor:
         """(C, H, W), C = 1 or 3, of a supported dtype -> denoised, same dtype and device."""
-        x = image.to(torch.float32)
+        peak = _PEAK.get(image.dtype, 1.0)
+        x = image.to(torch.float32, copy=True).mul_(255.0 / peak)  # one full-size copy (a 12 MP image: 144 MB)
         if not torch.isfinite(x).all():
             raise InputError("input image contains NaN or Inf values")
-        peak = _PEAK.get(image.dtype, 1.0)
-        x = x * (255.0 / peak)
         grey = x.shape[0] == 1 and self.channels == 3
         x = grey_to_rgb(x, axis=-3) if grey else x
         if x.shape[0] != self.channels:
@@ -178,5 +178,14 @@ class Denoiser:
         out = rgb_to_grey(out, axis=-3) if grey else out
         if image.is_floating_point():
             return (out / 255.0).to(image.dtype)
-        # Integers rounded half up (in float64, as scale.from_model_scale) and clipped to the range.
-        return torch.floor(out.double() * (peak / 255.0) + 0.5).clamp(0, peak).to(image.dtype)
+        return _round_to_integers(out, peak, image.dtype)
+
+
+def _round_to_integers(out: torch.Tensor, peak: float, dtype: torch.dtype) -> torch.Tensor:
+    """Rounded half up in float64 (as scale.from_model_scale) and clipped to 0..peak, a band of rows at a
+    time: float64 copies of a whole 12 MP image would double the peak memory."""
+    result = torch.empty(out.shape, dtype=dtype, device=out.device)
+    for top in range(0, out.shape[-2], _ROUNDING_ROWS):
+        band = out[..., top : top + _ROUNDING_ROWS, :]
+        result[..., top : top + _ROUNDING_ROWS, :] = torch.floor(band.double() * (peak / 255.0) + 0.5).clamp(0, peak)
+    return result
