@@ -10,7 +10,7 @@ import click
 
 from .bench.command import bench_command  # cheap: the harness loads when `bench` runs
 from .errors import LgbpnError
-from .options import DEFAULT_OVERLAP, DEFAULT_TILE, PRESET_CHOICES, STUDENT_TILE, InferenceOptions, OptionError
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, PRESET_CHOICES, InferenceOptions, OptionError
 
 
 class _Main(click.Group):
@@ -204,11 +204,10 @@ def _model_options(corrections: bool = True):
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
                      help="auto: bf16 where the device has native bf16 units (AMX, AVX512-BF16, recent GPUs), else fp32."),
-        click.option("--tile", type=int,
-                     help=f"Tile size in pixels (default {DEFAULT_TILE} for the blind-spot networks: images up to "
-                          f"{DEFAULT_TILE}x{DEFAULT_TILE} are denoised whole, in about 3 GB with lgbpn-s, 10 GB with LG-BPN; "
-                          f"{STUDENT_TILE} for the student, about 1.5 GB; smaller tiles need less). LG-BPN's output depends "
-                          "on the tile size: its channel attention sees the whole tile."),
+        click.option("--tile", type=int, default=DEFAULT_TILE,
+                     help=f"Tile size in pixels (default {DEFAULT_TILE}: images up to {DEFAULT_TILE}x{DEFAULT_TILE} are "
+                          "denoised whole, in about 3 GB with lgbpn-s, 10 GB with LG-BPN; smaller tiles need less). "
+                          "LG-BPN's output depends on the tile size: its channel attention sees the whole tile."),
         click.option("--overlap", type=int, default=DEFAULT_OVERLAP, show_default=True, help="Tile overlap in pixels."),
         click.option("--no-r3", "no_r3", is_flag=True, help="Skip random-replacing refinement (about 5x faster)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the R3 replacement masks."),

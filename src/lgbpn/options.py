@@ -12,7 +12,6 @@ from numbers import Integral, Real
 
 from .errors import ConfigError
 
-# The blind-spot networks' tile (a student's is its own, see DenoisingNetwork.default_tile).
 # A fixed tile, not one sized from a memory estimate: LG-BPN's channel attention pools over the
 # whole tile, so its output depends on the tile, and a default that moved with the estimate (or
 # with the model) would silently change results. 672 is a multiple of the tile alignments (12 for
@@ -21,10 +20,6 @@ from .errors import ConfigError
 # plus overlap on both sides): about 3 GB for lgbpn-s, 10 GB for the full LG-BPN.
 DEFAULT_TILE = 672
 DEFAULT_OVERLAP = 48
-# The student's tiles are exact (its receptive field, ~38 pixels, is inside the overlap), so its tile
-# is a speed and memory choice: 1024 cuts the overlap's extra work from 31% (at 672) to 20%, for
-# about 1.2 GB of activations per window at 24 channels.
-STUDENT_TILE = 1024
 # Test-time settings of a network with presets (LG-BPN's PD factors and shrunk-grid ratios);
 # "auto" picks one per image from its measured noise (see Denoiser).
 PRESET_CHOICES = ("auto", "sidd", "dnd", "light")
@@ -54,7 +49,7 @@ class InferenceOptions:
     passes: int = _default(".nn.r3", "R3_PASSES")
     prob: float = _default(".nn.r3", "R3_PROB")  # share of pixels each R3 pass gives back to the noisy input
     seed: int = 0  # of the R3 replacement masks
-    tile: int | None = None  # None: the model's default_tile(); rounded down to the model's PD alignment
+    tile: int = DEFAULT_TILE  # rounded down to the model's PD alignment
     overlap: int = DEFAULT_OVERLAP  # rounded up to the model's PD alignment
     # The two output corrections (ours); None and False give the paper's output.
     lowpass_sigma: float | None = _default(".nn.lowpass", "DEFAULT_SIGMA")
@@ -67,8 +62,6 @@ class InferenceOptions:
             _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "must be True or False")
         for name, least in (("passes", 1), ("seed", 0), ("tile", 1), ("overlap", 0)):
             value = getattr(self, name)
-            if name == "tile" and value is None:
-                continue
             _check(name, value, isinstance(value, Integral) and not isinstance(value, bool), "must be an integer")
             _check(name, value, value >= least, "must be positive" if least else "must be >= 0")
         _check("seed", self.seed, self.seed < 2**64, "must be below 2**64")  # R3 masks hash it as uint64

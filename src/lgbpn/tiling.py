@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .nn.pd import pad_reflect_any
 from .nn.r3 import denoise_r3, r3_masks
-from .options import DEFAULT_OVERLAP, InferenceOptions
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, InferenceOptions
 from .precision import autocast, resolve_precision
 
 # Activation memory per network call: how many R3 passes share a call (not the tile size).
@@ -50,9 +50,8 @@ def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, 
     return spans
 
 
-def plan_tiles(model: nn.Module, h: int, w: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP):
-    """Row and column spans of the tiles of an h x w image (tile, by default the model's, and overlap aligned to PD)."""
-    tile = tile or model.default_tile()
+def plan_tiles(model: nn.Module, h: int, w: int, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
+    """Row and column spans of the tiles of an h x w image (tile and overlap aligned to PD)."""
     align = model.alignment()
     overlap = math.ceil(overlap / align) * align
     tile = max(align, tile // align * align)

@@ -11,7 +11,6 @@ import torch
 import torch.nn as nn
 
 from ..nn.blocks import centre_input, uncentre_output
-from ..options import DEFAULT_TILE
 
 # "train": the training pass; "test": the first inference pass; "refine": R3's passes (nn/r3.py).
 STAGES = ("train", "test", "refine")
@@ -67,10 +66,6 @@ class DenoisingNetwork(nn.Module, ABC):
     @abstractmethod
     def denoise(self, x: torch.Tensor, stage: str) -> torch.Tensor:
         """The network proper, on the (centred, with `normalize`) input."""
-
-    def default_tile(self) -> int:
-        """Tile size when the caller gives none: fixed, as the blind-spot networks' output may depend on it."""
-        return DEFAULT_TILE
 
     def pad_for_inference(self, x: torch.Tensor) -> torch.Tensor:
         """The image as the inference passes take it; R3 draws its masks at this shape and the

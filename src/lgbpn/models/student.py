@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..options import STUDENT_TILE
 from .base import DenoisingNetwork
 from .registry import register
 
@@ -75,9 +74,6 @@ class UNetStudent(DenoisingNetwork):
         d2 = self.dec2(self.up2(m) + e2)
         d1 = self.dec1(self.up1(d2) + e1)
         return (padded + self.out(d1))[..., :h, :w]  # a residual: the network predicts the noise
-
-    def default_tile(self) -> int:
-        return STUDENT_TILE
 
     def min_size(self) -> int:
         return SCALE  # the reflect padding needs more pixels than it adds
