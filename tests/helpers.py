@@ -16,6 +16,7 @@ TINY = {
     "lgbpn-s": dict(base_ch=8, head_ch=4, local_blocks=1, global_blocks=1),
     "apbsn": dict(base_ch=8, blocks=1),
     "unet": dict(base_ch=4, middle_blocks=1),
+    "unet-half": dict(base_ch=4, middle_blocks=1),
 }
 
 

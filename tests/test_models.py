@@ -225,3 +225,20 @@ def test_a_reference_checkpoint_refuses_another_arch(tmp_path, checkpoint, full,
         load_model(path, arch=slim)
     message = str(refused.value)
     assert "\n" not in message and message.startswith(f"{path}: ") and f"--arch {full}, not {slim}" in message
+
+
+@pytest.mark.parametrize("name", names_of(UNetStudent))
+def test_student_context_bounds_where_a_pixel_reaches(name):
+    """Change one input pixel at every phase of the pooling grids: no output pixel farther than
+    context() changes, and some pixel near that distance does (the bound is not loose)."""
+    model = small_model(name, middle_blocks=2).eval()
+    x = image(160, 160)
+    reach = 0
+    with torch.no_grad():
+        base = model(x)
+        for phase in range(model.alignment()):
+            changed = x.clone()
+            changed[..., 72 + phase, 72 + phase] += 60
+            rows, cols = torch.nonzero((model(changed) - base).abs().amax(1)[0] > 0, as_tuple=True)
+            reach = max(reach, (rows - 72 - phase).abs().max().item(), (cols - 72 - phase).abs().max().item())
+    assert model.context() - model.alignment() <= reach <= model.context()

@@ -81,3 +81,11 @@ def test_reflect_padding_larger_than_image():
     assert padded.shape == (1, 1, 3, 12)
     # columns -5..6 of [0, 1, 2] mirrored about its ends: ... 1 0 1 2 | 0 1 2 | 1 0 1 2
     assert padded[0, 0, 0].tolist() == [1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2]
+
+
+@pytest.mark.parametrize("arch", ["unet", "unet-half"])
+def test_student_tiles_equal_the_whole_image(image, arch):
+    """An ordinary network's context is bounded: with the overlap raised to it, tiles are exact."""
+    model = tiny_model(arch).eval()
+    whole = denoise_tiled(model, image, tile=1000)
+    torch.testing.assert_close(denoise_tiled(model, image, tile=40, overlap=8), whole, rtol=0, atol=1e-3)

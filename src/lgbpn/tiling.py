@@ -51,9 +51,10 @@ def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, 
 
 
 def plan_tiles(model: nn.Module, h: int, w: int, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
-    """Row and column spans of the tiles of an h x w image (tile and overlap aligned to PD)."""
+    """Row and column spans of the tiles of an h x w image (tile and overlap aligned to PD; the overlap
+    at least the model's context, so that tiles of a network with a bounded context are exact)."""
     align = model.alignment()
-    overlap = math.ceil(overlap / align) * align
+    overlap = math.ceil(max(overlap, model.context()) / align) * align
     tile = max(align, tile // align * align)
     return _spans(h, tile, overlap, align), _spans(w, tile, overlap, align)
 

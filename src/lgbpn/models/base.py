@@ -67,6 +67,11 @@ class DenoisingNetwork(nn.Module, ABC):
     def denoise(self, x: torch.Tensor, stage: str) -> torch.Tensor:
         """The network proper, on the (centred, with `normalize`) input."""
 
+    def context(self) -> int:
+        """How far (pixels) an output pixel's input reaches, where that is bounded and known: tiles that
+        overlap by at least this much are exact. 0: not known (the overlap asked for is used)."""
+        return 0
+
     def pad_for_inference(self, x: torch.Tensor) -> torch.Tensor:
         """The image as the inference passes take it; R3 draws its masks at this shape and the
         caller crops the result back to the input's size. Default: unchanged."""

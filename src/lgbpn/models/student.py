@@ -6,6 +6,10 @@
                           | down 2x2/2          up 1x1+PS   |
                           +-> block(4c) x middle_blocks ----+
 
+With `unshuffle` 2 (`unet-half`) the network runs on the image's 2x2 pixel-unshuffled sub-images
+(12 channels at half resolution, as FFDNet does) and shuffles its output back: a quarter of the
+positions, so about 3x faster at 32 channels.
+
 It sees every pixel, the centre included, so it can keep detail that a blind-spot network must
 guess from the neighbours; it learns the teacher's outputs (`lgbpn distill`). Plain 3x3 convs and
 ReLUs, which oneDNN runs near the matmul rate on a CPU, and about 68k multiply-adds per pixel at
@@ -46,14 +50,17 @@ def upsample(in_ch: int, out_ch: int) -> nn.Sequential:
 
 @register("unet", "Ordinary small U-Net (not blind), the student distilled from a blind-spot teacher",
           base_ch=24, middle_blocks=2, normalize=True)
+@register("unet-half", "The student U-Net on the 2x2 pixel-unshuffled image (12 channels at half resolution): "
+          "about 3x faster than unet", base_ch=32, middle_blocks=2, normalize=True, unshuffle=2)
 class UNetStudent(DenoisingNetwork):
     blind_spot = False
 
     def __init__(self, in_ch: int = 3, base_ch: int = 24, middle_blocks: int = 2, preset: str = "sidd",
-                 normalize: bool = True):
+                 normalize: bool = True, unshuffle: int = 1):
         super().__init__(preset=preset, normalize=normalize)
         c = base_ch
-        self.inp = nn.Conv2d(in_ch, c, 3, padding=1)
+        self.unshuffle = unshuffle
+        self.inp = nn.Conv2d(in_ch * unshuffle**2, c, 3, padding=1)
         self.enc1 = ResidualBlock(c)
         self.down1 = nn.Conv2d(c, 2 * c, 2, stride=2)
         self.enc2 = ResidualBlock(2 * c)
@@ -63,23 +70,29 @@ class UNetStudent(DenoisingNetwork):
         self.dec2 = ResidualBlock(2 * c)
         self.up1 = upsample(2 * c, c)
         self.dec1 = ResidualBlock(c)
-        self.out = nn.Conv2d(c, in_ch, 3, padding=1)
+        self.out = nn.Conv2d(c, in_ch * unshuffle**2, 3, padding=1)
 
     def denoise(self, x: torch.Tensor, stage: str) -> torch.Tensor:
         h, w = x.shape[-2:]
-        padded = F.pad(x, (0, -w % SCALE, 0, -h % SCALE), mode="reflect")
-        e1 = self.enc1(self.inp(padded))
+        scale = SCALE * self.unshuffle
+        padded = F.pad(x, (0, -w % scale, 0, -h % scale), mode="reflect")
+        e1 = self.enc1(self.inp(F.pixel_unshuffle(padded, self.unshuffle)))
         e2 = self.enc2(self.down1(e1))
         m = self.middle(self.down2(e2))
         d2 = self.dec2(self.up2(m) + e2)
         d1 = self.dec1(self.up1(d2) + e1)
-        return (padded + self.out(d1))[..., :h, :w]  # a residual: the network predicts the noise
+        return (padded + F.pixel_shuffle(self.out(d1), self.unshuffle))[..., :h, :w]  # a residual: the network predicts the noise
+
+    def context(self) -> int:
+        # Measured (tests/test_models.py): a pixel reaches 15 + 8 * middle_blocks pixels of the (unshuffled)
+        # grid it runs on; one alignment more covers every phase of the pooling grids.
+        return self.unshuffle * (15 + 8 * len(self.middle)) + self.alignment()
 
     def min_size(self) -> int:
-        return SCALE  # the reflect padding needs more pixels than it adds
+        return SCALE * self.unshuffle  # the reflect padding needs more pixels than it adds
 
     def alignment(self) -> int:
-        return SCALE  # tiles share the whole image's 2x2 / 4x4 pooling grid
+        return SCALE * self.unshuffle  # tiles share the whole image's unshuffle and pooling grids
 
     def floats_per_pixel(self) -> float:
         return FLOATS_PER_PIXEL_PER_CHANNEL * self.enc1.body[0].in_channels
