@@ -232,3 +232,31 @@ def test_exclude_leaves_cameras_out(shared_data):
     assert len(kept) < len(every)
     with pytest.raises(DataError, match="exclude"):
         collect_samples([shared_data / "polyu"], ["*"])
+
+
+def test_convergence_gain_is_read_over_the_last_share_of_the_steps():
+    from lgbpn.train.trainer import convergence_gain
+
+    rising = [(250, 30.0), (500, 31.0), (750, 31.5), (1000, 31.8)]
+    assert convergence_gain(rising, 0.1, 0.2) is None  # +0.3 since step 750, the last validation <= 800
+    flat = rising + [(1250, 31.85), (1500, 31.88)]
+    # Last 20% of 1500 steps: from the last validation at or before step 1200 (1000: 31.8).
+    assert convergence_gain(flat, 0.1, 0.2) == pytest.approx(0.08)
+    assert convergence_gain(flat, 0.05, 0.2) is None
+    assert convergence_gain(flat, 0.0, 0.2) is None  # off
+    assert convergence_gain(flat[:3], 10.0, 0.2) is None  # too few validations to judge
+
+
+@pytest.mark.slow
+def test_a_converged_run_stops_and_says_so(tmp_path, shared_data):
+    data = [shared_data / "sidd_samples"]
+    # Any gain is below 100 dB: the run stops at the first check with enough history (4 validations).
+    config = tiny_config(steps=8, val_every=1, converged_gain=100.0)
+    summary = train(data, tmp_path / "run", config, progress=False)
+    assert summary["step"] == 4 and summary["converged"]["step"] == 4 and summary["stopped_by"] is None
+    assert (tmp_path / "run" / "best.safetensors").exists()
+    # Resumed, the run's validation history comes from its log: it stops at the next validation.
+    part = train(data, tmp_path / "part", tiny_config(steps=8, val_every=1), progress=False, stop_at=3)
+    assert part["converged"] is None
+    resumed = train(data, tmp_path / "part", config, progress=False, resume=True)
+    assert resumed["step"] == 4 and resumed["converged"]["step"] == 4

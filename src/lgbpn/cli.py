@@ -104,6 +104,12 @@ def _run_training(out, config_file, default_recipe_for, resume, threads, setting
     summary = run(make_config(config_file, **settings))
     if summary["stopped_by"]:
         click.echo(f"stopped by {summary['stopped_by']} at step {summary['step']}; resume with --resume", err=True)
+    elif summary["converged"]:
+        config = summary["config"]
+        click.echo(f"converged at step {summary['step']}: the validation PSNR (network alone) gained "
+                   f"{summary['converged']['gain']:+.3f} dB over the last {config.converged_window:.0%} of the steps "
+                   f"(threshold {config.converged_gain} dB); best {summary['best_psnr']:.3f} dB, checkpoint "
+                   f"{summary['checkpoint']}")
     else:
         click.echo(f"done: step {summary['step']}, best validation PSNR {summary['best_psnr']:.3f} dB "
                    f"(the network's own output), checkpoint {summary['checkpoint']}")

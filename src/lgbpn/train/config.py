@@ -52,6 +52,10 @@ class TrainConfig:
     warmup_steps: NonNegative = 0
     ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0  # 0 = no EMA; e.g. 0.999
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on native bf16 units, else fp32
+    # Stop early, converged, once the network-alone validation PSNR has gained less than
+    # `converged_gain` dB over the last `converged_window` share of the steps run (0 = never).
+    converged_gain: Annotated[float, Field(ge=0)] = 0.0
+    converged_window: Annotated[float, Field(gt=0, lt=1)] = 0.2
     # Distillation (`lgbpn distill`): the teacher (a shipped model's name or a weights file) and the
     # test settings whose outputs are the targets (see train/distill.py: "sidd", "dnd:r3", "sidd:raw").
     teacher: str = ""

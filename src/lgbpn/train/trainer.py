@@ -187,6 +187,30 @@ def _append_log(path: Path, row: dict) -> None:
         writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
 
 
+def convergence_gain(history: list[tuple[int, float]], threshold: float, window: float) -> float | None:
+    """The validation gain over the last `window` share of the steps, if below `threshold` dB (None otherwise).
+
+    `history`: (step, network-alone validation PSNR) in step order. The gain is measured from the last
+    validation at or before (1 - window) x the latest step, so the span is never shorter than the
+    window; four validations at least, so that early noise does not stop a run.
+    """
+    if not threshold or len(history) < 4:
+        return None
+    step, latest = history[-1]
+    earlier = [psnr for at, psnr in history if at <= (1 - window) * step]
+    if not earlier:
+        return None
+    gain = latest - earlier[-1]
+    return gain if gain < threshold else None
+
+
+def _validation_history(path: Path) -> list[tuple[int, float]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return [(int(r["step"]), float(r["val_psnr"])) for r in csv.DictReader(fh) if r.get("val_psnr")]
+
+
 def _truncate_log(path: Path, step: int) -> None:
     """On resume, drop rows logged after the checkpoint (they will be logged again)."""
     if not path.exists():
@@ -261,6 +285,8 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
         _truncate_log(out / "log.csv", start)
+    history = _validation_history(out / "log.csv") if rank == 0 else []  # validations so far, a resumed run's too
+    converged = None  # rank 0: {step, gain} once the validation PSNR has stopped rising
     net = DistributedDataParallel(model) if world > 1 else model
 
     end = config.steps if stop_at is None else min(config.steps, stop_at)
@@ -341,8 +367,14 @@ def train(
                         best = scores["val_psnr"]
                         save_weights(shipped, out / "best.safetensors", step=step, val_psnr=f"{best:.3f}",
                                      val_psnr_corrected=f"{scores['val_psnr_corrected']:.3f}")
-                if world > 1:
-                    dist.barrier()
+                    history.append((step, scores["val_psnr"]))
+                    gain = convergence_gain(history, config.converged_gain, config.converged_window)
+                    if gain is not None:
+                        converged = dict(step=step, gain=gain)
+                if world > 1:  # every rank stops with rank 0
+                    flag = torch.tensor([converged is not None], device=device)
+                    dist.broadcast(flag, 0)
+                    converged = converged or ({} if flag.item() else None)
             if row and rank == 0:
                 _append_log(out / "log.csv", row)
             if step % config.checkpoint_every == 0 or step == end:
@@ -351,14 +383,18 @@ def train(
                 stopped_by = signal.Signals(stop["signal"]).name
                 save()
                 break
+            if converged is not None:
+                save()
+                break
     bar.close()
     if stopped_by is None and step != end:
         save()
-    if stopped_by is None and step < config.steps:
+    if stopped_by is None and converged is None and step < config.steps:
         stopped_by = f"--stop-at {end}"
     if world > 1:
         dist.barrier()
-    return dict(step=step, best_psnr=best, stopped_by=stopped_by, seconds=time.perf_counter() - t0,
+    return dict(step=step, best_psnr=best, stopped_by=stopped_by, converged=converged, config=config,
+                seconds=time.perf_counter() - t0,
                 checkpoint=str(checkpoint), model=shipped, precision=precision)
 
 
