@@ -18,7 +18,7 @@ import torch.nn as nn
 from .corrections import apply_corrections
 from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
-from .noise import STUDENT_NOISE_MARGIN, auto_preset, measured_sigma
+from .noise import STUDENT_NOISE_MARGIN, auto_preset, measure_noise
 from .options import InferenceOptions
 from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
@@ -102,8 +102,8 @@ class Denoiser:
         limit = self.model.noise_sigma_max
         if limit is None or self._teacher is False:
             return None
-        sigma = measured_sigma(image)
-        if sigma is None or sigma <= STUDENT_NOISE_MARGIN * limit:
+        profile = measure_noise(image)
+        if profile is None or profile.sigma <= STUDENT_NOISE_MARGIN * limit:
             return None
         if self._teacher is None:
             source = self.model.teacher
@@ -116,7 +116,7 @@ class Denoiser:
                 self._teacher = False
                 return None
         logger.info("noise sigma %.1f is beyond the student's range (its noisiest training image: %.1f): "
-                    "the teacher %s denoises this image", sigma, limit, self.model.teacher)
+                    "the teacher %s denoises this image", profile.sigma, limit, self.model.teacher)
         return self._teacher
 
     def _set_preset(self, image: torch.Tensor) -> None:

@@ -74,15 +74,13 @@ def noise_profile(image: torch.Tensor, peak: float = 255.0) -> NoiseProfile:
     return NoiseProfile(sigma=float(far.sqrt()), correlation=correlation)
 
 
-def measured_sigma(image: torch.Tensor) -> float | None:
-    """noise_profile's sigma, or None for an image too small to measure."""
-    return noise_profile(image).sigma if min(image.shape[-2:]) >= 2 * BLOCK else None
+def measure_noise(image: torch.Tensor) -> NoiseProfile | None:
+    """noise_profile of a (C, H, W) 0..255 image, or None for an image too small to measure."""
+    return noise_profile(image) if min(image.shape[-2:]) >= 2 * BLOCK else None
 
 
 def auto_preset(image: torch.Tensor, corrected: bool) -> tuple[str, NoiseProfile | None]:
     """The test-time preset `--preset auto` runs a (C, H, W) 0..255 image with, and the noise it measured
     (None when the corrections decide, or the image is too small to measure: then "sidd")."""
-    if corrected or min(image.shape[-2:]) < 2 * BLOCK:
-        return "sidd", None
-    profile = noise_profile(image)
-    return ("light" if profile.sigma < LIGHT_NOISE_SIGMA else "sidd"), profile
+    profile = None if corrected else measure_noise(image)
+    return ("light" if profile is not None and profile.sigma < LIGHT_NOISE_SIGMA else "sidd"), profile

@@ -22,7 +22,7 @@ from ..data.formats import Sample
 from ..errors import ConfigError
 from ..io import atomic_path
 from ..layout import to_channels_first, to_channels_last
-from ..noise import measured_sigma
+from ..noise import measure_noise
 from ..scale import to_model_scale
 from ..tiling import denoise_tiled
 
@@ -92,7 +92,8 @@ class TargetCache:
         for sample in tqdm(samples, desc="teacher targets", unit="image", disable=not progress):
             noisy = sample.noisy()
             self.targets(noisy)
-            noisiest = max(noisiest, measured_sigma(to_channels_first(to_model_scale(noisy))) or 0.0)
+            profile = measure_noise(to_channels_first(to_model_scale(noisy)))
+            noisiest = max(noisiest, profile.sigma if profile else 0.0)
         return noisiest
 
     def _target(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
