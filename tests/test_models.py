@@ -246,3 +246,9 @@ def test_student_context_bounds_where_a_pixel_reaches(name):
             rows, cols = torch.nonzero((model(changed) - base).abs().amax(1)[0] > 0, as_tuple=True)
             reach = max(reach, (rows - 72 - phase).abs().max().item(), (cols - 72 - phase).abs().max().item())
     assert model.context() - model.alignment() <= reach <= model.context()
+
+
+def test_the_torch_free_preset_choices_name_every_lgbpn_preset():
+    from lgbpn.options import PRESET_CHOICES
+
+    assert set(PRESET_CHOICES) == {"auto", *PRESETS}  # the CLI lists them without importing torch
