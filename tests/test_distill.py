@@ -111,6 +111,23 @@ def test_a_student_of_corrected_targets_is_not_corrected_again(tmp_path):
     np.testing.assert_array_equal(Denoiser(loaded)(image), raw)  # ... but not those of a student that learnt them
 
 
+def test_distill_cli_keeps_the_recipes_teacher_when_another_student_is_named(tmp_path):
+    import yaml
+
+    from .helpers import png, run_cli, tiny_weights
+
+    (tmp_path / "photos").mkdir()
+    png(tmp_path / "photos" / "a.png", noisy_image(48, 48))
+    teacher = tiny_weights(tmp_path / "teacher.safetensors")
+    result = run_cli("distill", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run"), "--arch", "unet-half",
+                     "--teacher", str(teacher), "--steps", "1", "--crop", "32", "--batch", "1")
+    assert result.exit_code == 0, result.output
+    assert "recipe: lgbpn-fast" in result.stderr
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    recipe = make_config("lgbpn-fast")
+    assert saved["arch"] == "unet-half" and saved["teacher_settings"] == recipe.teacher_settings
+    assert saved["converged_gain"] == recipe.converged_gain
+
 
 def test_noise_beyond_the_students_range_goes_to_its_teacher(tmp_path, caplog):
     from lgbpn.denoiser import Denoiser

@@ -86,9 +86,10 @@ def _training_options(f):
     return f
 
 
-def _run_training(out, config_file, default_recipe_for, resume, threads, settings, run):
+def _run_training(out, config_file, default_recipe_for, resume, threads, settings, run, arch_replaces_recipe=True):
     """Shared by `train` and `distill`: threads, the config (resumed run's, given, or the default
-    recipe, announced), then `run(config)`, and the summary line."""
+    recipe, announced), then `run(config)`, and the summary line. A training recipe belongs to one
+    architecture, so --arch replaces it; a distillation recipe (teacher, targets) suits any student."""
     import torch
 
     from .train.config import make_config
@@ -97,7 +98,7 @@ def _run_training(out, config_file, default_recipe_for, resume, threads, setting
         torch.set_num_threads(threads)
     if resume and config_file is None and (out / "config.yaml").exists():
         config_file = out / "config.yaml"
-    if config_file is None and settings.get("arch") is None:
+    if config_file is None and (settings.get("arch") is None or not arch_replaces_recipe):
         config_file, why = default_recipe_for("cuda" if torch.cuda.is_available() else "cpu")
         click.echo(f"recipe: {config_file.stem if config_file else 'the paper (lgbpn)'}; {why}. "
                    "Choose another with --config or --arch.", err=True)
@@ -160,7 +161,7 @@ def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, worker
         return run_training(list(data), out, config, val=list(val) or None, init=init, resume=resume, stop_at=stop_at,
                             targets=cache)
 
-    _run_training(out, config_file, distill_recipe, resume, threads, settings, run)
+    _run_training(out, config_file, distill_recipe, resume, threads, settings, run, arch_replaces_recipe=False)
 
 
 @dataclasses.dataclass(frozen=True)
