@@ -149,6 +149,7 @@ def test_noise_beyond_the_students_range_goes_to_its_teacher(tmp_path, caplog):
     with caplog.at_level("INFO", logger="lgbpn"):
         np.testing.assert_array_equal(gated(heavy), Denoiser.from_weights(teacher, **options)(heavy))
     assert "beyond the student's range" in caplog.text
+    np.testing.assert_array_equal(Denoiser(loaded, teacher_fallback=False, **options)(heavy), plain(heavy))  # opted out
 
     student.teacher = str(tmp_path / "gone.safetensors")  # a teacher that cannot be found: the student, and a warning
     with caplog.at_level("WARNING", logger="lgbpn"):

@@ -245,13 +245,18 @@ def test_convergence_gain_is_read_over_the_last_share_of_the_steps():
     assert convergence_gain(flat, 0.05, 0.2) is None
     assert convergence_gain(flat, 0.0, 0.2) is None  # off
     assert convergence_gain(flat[:3], 10.0, 0.2) is None  # too few validations to judge
+    # 20% of 1250 steps is one validation interval: a slow interval alone does not stop a run.
+    student = [(250, 34.67), (500, 35.41), (750, 36.17), (1000, 36.46), (1250, 36.54)]
+    assert convergence_gain(student, 0.1, 0.2) is None
+    assert convergence_gain(student, 0.1, 0.4) is None and convergence_gain(student, 0.5, 0.4) == pytest.approx(0.37)
 
 
 @pytest.mark.slow
 def test_a_converged_run_stops_and_says_so(tmp_path, shared_data):
     data = [shared_data / "sidd_samples"]
-    # Any gain is below 100 dB: the run stops at the first check with enough history (4 validations).
-    config = tiny_config(steps=8, val_every=1, converged_gain=100.0)
+    # Any gain is below 100 dB: the run stops at the first check with enough history (4 validations,
+    # and the last half of the steps spans two of their intervals).
+    config = tiny_config(steps=8, val_every=1, converged_gain=100.0, converged_window=0.5)
     summary = train(data, tmp_path / "run", config, progress=False)
     assert summary["step"] == 4 and summary["converged"]["step"] == 4 and summary["stopped_by"] is None
     assert (tmp_path / "run" / "best.safetensors").exists()

@@ -225,17 +225,21 @@ def _model_options(corrections: bool = True):
                      help=f"Residual Wiener blend that gives back detail the network smoothed away (default: {default}). "
                           "A student distilled from corrected teacher outputs has learnt both corrections: they are "
                           "not applied again."),
+        click.option("--teacher-fallback/--no-teacher-fallback", default=True,
+                     help="A distilled student hands an image noisier than any it was distilled on to its blind-spot "
+                          "teacher (default: on; slower on such images); --no-teacher-fallback keeps the student."),
     ]
 
     def decorate(command):
         @functools.wraps(command)
         def run(*args, weights, model_name, arch, preset, device, precision, tile, overlap, no_r3, seed, lowpass, blend,
-                **kwargs):
+                teacher_fallback, **kwargs):
             if weights is not None and model_name is not None:
                 raise click.UsageError("give either --weights or --model, not both")
             try:
                 options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
-                                           overlap=overlap, blend=blend, **({} if lowpass else {"lowpass_sigma": None}))
+                                           overlap=overlap, blend=blend, teacher_fallback=teacher_fallback,
+                                           **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None
             return command(*args, model=_ModelChoice(weights, model_name, arch, preset, options), **kwargs)

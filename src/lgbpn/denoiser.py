@@ -100,7 +100,7 @@ class Denoiser:
     def _teacher_for(self, image: torch.Tensor) -> "Denoiser | None":
         """A student's teacher when `image` is noisier than anything the student was distilled on."""
         limit = self.model.noise_sigma_max
-        if limit is None or self._teacher is False:
+        if limit is None or not self.options.teacher_fallback or self._teacher is False:
             return None
         profile = measure_noise(image)
         if profile is None or profile.sigma <= STUDENT_NOISE_MARGIN * limit:

@@ -54,11 +54,13 @@ class InferenceOptions:
     # The two output corrections (ours); None and False give the paper's output.
     lowpass_sigma: float | None = _default(".nn.lowpass", "DEFAULT_SIGMA")
     blend: bool = True
+    # A distilled student hands an image noisier than its training range to its teacher (see Denoiser).
+    teacher_fallback: bool = True
 
     def __post_init__(self):
         from .precision import PRECISIONS
 
-        for name in ("r3", "blend"):
+        for name in ("r3", "blend", "teacher_fallback"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "must be True or False")
         for name, least in (("passes", 1), ("seed", 0), ("tile", 1), ("overlap", 0)):
             value = getattr(self, name)

@@ -192,15 +192,16 @@ def convergence_gain(history: list[tuple[int, float]], threshold: float, window:
 
     `history`: (step, network-alone validation PSNR) in step order. The gain is measured from the last
     validation at or before (1 - window) x the latest step, so the span is never shorter than the
-    window; four validations at least, so that early noise does not stop a run.
+    window, and two validation intervals at least (four validations in all), so that one slow
+    interval early on does not stop a run.
     """
     if not threshold or len(history) < 4:
         return None
     step, latest = history[-1]
-    earlier = [psnr for at, psnr in history if at <= (1 - window) * step]
-    if not earlier:
+    earlier = [i for i, (at, _) in enumerate(history) if at <= (1 - window) * step]
+    if not earlier or earlier[-1] > len(history) - 3:
         return None
-    gain = latest - earlier[-1]
+    gain = latest - history[earlier[-1]][1]
     return gain if gain < threshold else None
 
 
