@@ -89,7 +89,7 @@ def test_shipped_models_load():
 
 
 def test_corrections_compose_on_the_network_output():
-    """Default = Wiener blend of the low-frequency-corrected output; both off = the network's own output."""
+    """Wiener blend of the low-frequency-corrected output; both off = the network's own output."""
     from lgbpn.nn.lowpass import restore_low_frequencies
     from lgbpn.nn.wiener import residual_wiener_blend
     from lgbpn.tiling import denoise_tiled
@@ -100,9 +100,26 @@ def test_corrections_compose_on_the_network_output():
         raw = denoise_tiled(model, x, r3=False)
     plain = Denoiser(model, r3=False, lowpass_sigma=None, blend=False).denoise_batch(x)
     torch.testing.assert_close(plain, raw)
-    default = Denoiser(model, r3=False).denoise_batch(x)
-    torch.testing.assert_close(default, residual_wiener_blend(restore_low_frequencies(raw, x), x))
-    assert not torch.allclose(default, restore_low_frequencies(raw, x))
+    both = Denoiser(model, r3=False, blend=True).denoise_batch(x)
+    torch.testing.assert_close(both, residual_wiener_blend(restore_low_frequencies(raw, x), x))
+    assert not torch.allclose(both, restore_low_frequencies(raw, x))
+
+
+def test_the_default_blend_runs_on_light_noise_only_per_image():
+    from lgbpn.corrections import apply_corrections
+    from lgbpn.nn.lowpass import restore_low_frequencies
+    from lgbpn.nn.wiener import residual_wiener_blend
+    from lgbpn.options import InferenceOptions
+
+    assert InferenceOptions().blend == "auto"
+    noisy = torch.stack([torch.from_numpy(noisy_scene(sigma, 96)).permute(2, 0, 1).float() for sigma in (2, 20)])
+    denoised = torch.nn.functional.avg_pool2d(noisy, 5, stride=1, padding=2, count_include_pad=False)
+    corrected = restore_low_frequencies(denoised, noisy)
+    out = apply_corrections(denoised, noisy)  # the defaults: low-frequency correction, blend "auto"
+    torch.testing.assert_close(out[:1], residual_wiener_blend(corrected[:1], noisy[:1]))  # light noise: blended
+    torch.testing.assert_close(out[1:], corrected[1:])  # heavy noise: the blend would give noise back
+    assert not torch.allclose(out[:1], corrected[:1])
+    torch.testing.assert_close(apply_corrections(denoised, noisy, blend=True), residual_wiener_blend(corrected, noisy))
 
 
 def test_a_model_still_trains_after_denoising():

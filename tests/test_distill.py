@@ -129,6 +129,30 @@ def test_distill_cli_keeps_the_recipes_teacher_when_another_student_is_named(tmp
     assert saved["converged_gain"] == recipe.converged_gain
 
 
+def test_distill_adapts_its_teacher_to_the_photos_first_and_keeps_it_on_resume(tmp_path):
+    import yaml
+
+    from .helpers import png, run_cli, tiny_weights
+
+    (tmp_path / "photos").mkdir()
+    png(tmp_path / "photos" / "a.png", noisy_image(48, 48))
+    teacher = tiny_weights(tmp_path / "teacher.safetensors")
+    run = tmp_path / "run"
+    args = ["distill", "--data", str(tmp_path / "photos"), "--out", str(run), "--teacher", str(teacher), "--crop", "32",
+            "--batch", "1", "--adapt", "2"]
+    result = run_cli(*args, "--steps", "1")
+    assert result.exit_code == 0, result.output
+    adapted = run / "teacher.safetensors"
+    before, after = load_model(teacher).state_dict(), load_model(adapted).state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it was fine-tuned
+    assert yaml.safe_load((run / "config.yaml").read_text())["teacher"] == str(adapted)
+    assert load_model(run / "best.safetensors").teacher == str(adapted.resolve())  # the fallback is the adapted one
+    stamp = adapted.stat().st_mtime_ns
+    result = run_cli(*args, "--steps", "2", "--resume")
+    assert result.exit_code == 0, result.output
+    assert adapted.stat().st_mtime_ns == stamp  # resumed with the same teacher, not adapted again
+
+
 def test_noise_beyond_the_students_range_goes_to_its_teacher(tmp_path, caplog):
     from lgbpn.denoiser import Denoiser
     from lgbpn.weights import save_weights

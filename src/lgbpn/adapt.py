@@ -41,13 +41,18 @@ def adapt_to_images(denoiser, paths: list[Path], steps: int, seed: int = 0) -> l
         samples.append(Sample(str(p), _rgb_loader(p, denoiser.channels), None))
     if not samples:
         return []
-    smallest = min(sides)
-    crops = NoisyCrops(samples, crop=max(40, min(ADAPT_CROP, smallest)), seed=seed)
-    model = denoiser.model.train()
+    return adapt_model(denoiser.model, samples, steps, min(sides), seed)
+
+
+def adapt_model(model: torch.nn.Module, samples: list[Sample], steps: int, smallest_side: int, seed: int = 0) -> list[float]:
+    """Fine-tune `model` in place (on its device) on crops of `samples`; returns the losses."""
+    crops = NoisyCrops(samples, crop=max(40, min(ADAPT_CROP, smallest_side)), seed=seed)
+    device = next(model.parameters()).device
+    model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=ADAPT_LR)
     losses = []
     for step in tqdm(range(steps), desc="adapt", unit="step"):
-        x = torch.stack([crops[step * ADAPT_BATCH + j] for j in range(ADAPT_BATCH)]).to(denoiser.device)
+        x = torch.stack([crops[step * ADAPT_BATCH + j] for j in range(ADAPT_BATCH)]).to(device)
         loss = self_supervised_loss(model, x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

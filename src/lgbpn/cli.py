@@ -142,12 +142,18 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
 @click.option("--settings", "teacher_settings",
               help="Comma-separated teacher test settings whose outputs are the targets, each PRESET[:r3][:raw], "
                    "e.g. 'sidd,dnd:r3' (default: the recipe's).")
+@click.option("--adapt", type=int, default=0,
+              help="First fine-tune the teacher on the --data images for N self-supervised steps (a camera it never "
+                   "saw); the adapted teacher is saved in the run folder and becomes the run's teacher.")
 def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, exclude, init, resume,
-            stop_at, seed, threads, precision, teacher, teacher_settings):
+            stop_at, seed, threads, precision, teacher, teacher_settings, adapt):
     """Distil a blind-spot teacher into a small ordinary network that is fast (no clean images needed)."""
     from .train.config import distill_recipe
-    from .train.distill import TargetCache, TeacherSetting, load_teacher
+    from .train.distill import ADAPTED_TEACHER, TargetCache, TeacherSetting, adapt_teacher, load_teacher
     from .train.trainer import train as run_training
+
+    if adapt < 0:
+        raise click.BadParameter(f"must be >= 0, got {adapt}", param_hint="--adapt")
 
     settings = dict(arch=arch, preset=preset, steps=steps, crop=crop, batch=batch, lr=lr, workers=workers,
                     val_every=val_every, seed=seed, precision=precision, exclude=list(exclude) or None, teacher=teacher,
@@ -156,6 +162,10 @@ def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, worker
     def run(config):
         if not config.teacher or not config.teacher_settings:
             raise click.UsageError("distillation needs a teacher and its settings (--teacher, --settings, or the recipe's)")
+        adapted = out / ADAPTED_TEACHER
+        if adapt and Path(config.teacher) != adapted:  # a resumed run's teacher is adapted already
+            adapt_teacher(load_teacher(config.teacher), list(data), config, adapt, adapted)
+            config = config.model_copy(update={"teacher": str(adapted)})
         cache = TargetCache(out / "targets", load_teacher(config.teacher),
                             [TeacherSetting.parse(s) for s in config.teacher_settings], config.seed)
         return run_training(list(data), out, config, val=list(val) or None, init=init, resume=resume, stop_at=stop_at,
@@ -221,8 +231,9 @@ def _model_options(corrections: bool = True):
         click.option("--lowpass/--no-lowpass", default=corrections,
                      help=f"Low-frequency correction of the network's output (default: {default}); --no-lowpass "
                           "keeps the network's own low frequencies."),
-        click.option("--blend/--no-blend", default=corrections,
-                     help=f"Residual Wiener blend that gives back detail the network smoothed away (default: {default}). "
+        click.option("--blend/--no-blend", default=None,
+                     help="Residual Wiener blend that gives back detail the network smoothed away (default: "
+                          f"{'on where the measured noise is light' if corrections else default}). "
                           "A student distilled from corrected teacher outputs has learnt both corrections: they are "
                           "not applied again."),
         click.option("--teacher-fallback/--no-teacher-fallback", default=True,
@@ -238,7 +249,8 @@ def _model_options(corrections: bool = True):
                 raise click.UsageError("give either --weights or --model, not both")
             try:
                 options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
-                                           overlap=overlap, blend=blend, teacher_fallback=teacher_fallback,
+                                           overlap=overlap, teacher_fallback=teacher_fallback,
+                                           blend=blend if blend is not None else ("auto" if corrections else False),
                                            **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None

@@ -53,14 +53,14 @@ class InferenceOptions:
     overlap: int = DEFAULT_OVERLAP  # rounded up to the model's PD alignment
     # The two output corrections (ours); None and False give the paper's output.
     lowpass_sigma: float | None = _default(".nn.lowpass", "DEFAULT_SIGMA")
-    blend: bool = True
+    blend: bool | str = "auto"  # True, False, or "auto": where the measured noise is light (see corrections.py)
     # A distilled student hands an image noisier than its training range to its teacher (see Denoiser).
     teacher_fallback: bool = True
 
     def __post_init__(self):
         from .precision import PRECISIONS
 
-        for name in ("r3", "blend", "teacher_fallback"):
+        for name in ("r3", "teacher_fallback"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "must be True or False")
         for name, least in (("passes", 1), ("seed", 0), ("tile", 1), ("overlap", 0)):
             value = getattr(self, name)
@@ -71,6 +71,8 @@ class InferenceOptions:
         if self.lowpass_sigma is not None:
             _check("lowpass_sigma", self.lowpass_sigma, _real(self.lowpass_sigma) and self.lowpass_sigma > 0,
                    "must be positive, or None for no low-frequency correction")
+        _check("blend", self.blend, self.blend is True or self.blend is False or self.blend == "auto",
+               "must be True, False or 'auto'")
         _check("preset", self.preset, self.preset in PRESET_CHOICES, f"must be one of {', '.join(PRESET_CHOICES)}")
         _check("precision", self.precision, self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}")
         _check("device", self.device, isinstance(self.device, str) and _device_name(self.device),
@@ -88,7 +90,9 @@ class InferenceOptions:
         parts = [f"R3 ({self.passes} passes)" if self.r3 else "no R3"]
         if self.lowpass_sigma is not None:
             parts.append(f"low-frequency correction (sigma {self.lowpass_sigma:g})")
-        if self.blend:
+        if self.blend == "auto":
+            parts.append("residual Wiener blend where the noise is light")
+        elif self.blend:
             parts.append("residual Wiener blend")
         if self.lowpass_sigma is None and not self.blend:
             parts.append("no output corrections")
@@ -96,7 +100,7 @@ class InferenceOptions:
 
     @property
     def corrected(self) -> bool:
-        return self.lowpass_sigma is not None or self.blend
+        return self.lowpass_sigma is not None or self.blend is not False
 
 
 def _check(name: str, value, ok: bool, problem: str) -> None:

@@ -31,6 +31,12 @@ from ..tiling import denoise_tiled
 FIXED_POINT = 256
 
 
+# Part of every target's cache key: bumped when what a setting computes changes (2: the Wiener blend
+# became "auto", light noise only), so old targets are never mixed with new ones.
+TARGETS_VERSION = "2"
+ADAPTED_TEACHER = "teacher.safetensors"  # in the run folder, with `lgbpn distill --adapt N`
+
+
 @dataclass(frozen=True)
 class TeacherSetting:
     """One way of running the teacher: `preset[:r3][:raw]`, e.g. "sidd", "dnd:r3", "sidd:raw"."""
@@ -76,7 +82,7 @@ class TargetCache:
 
     def path(self, setting: TeacherSetting, noisy: np.ndarray) -> Path:
         key = hashlib.sha256()
-        for part in (self.teacher_id, str(setting), str(self.seed), str(noisy.shape), str(noisy.dtype)):
+        for part in (TARGETS_VERSION, self.teacher_id, str(setting), str(self.seed), str(noisy.shape), str(noisy.dtype)):
             key.update(part.encode() + b"\0")
         key.update(np.ascontiguousarray(noisy).tobytes())
         return self.root / f"{key.hexdigest()[:24]}.npy"
@@ -128,6 +134,18 @@ def teacher_reference(name_or_path: str) -> str:
     from ..denoiser import pretrained_path
 
     return name_or_path if pretrained_path(name_or_path).exists() else str(Path(name_or_path).resolve())
+
+
+def adapt_teacher(teacher: nn.Module, data: list[Path], config, steps: int, path: Path) -> None:
+    """Fine-tune the teacher on the student's training images first (self-supervised, as `lgbpn denoise
+    --adapt`), and save it to `path`: the run's teacher from then on, its targets keyed by its weights."""
+    from ..adapt import adapt_model
+    from ..weights import save_weights
+    from .trainer import collect_samples
+
+    adapt_model(teacher, collect_samples(data, config.exclude), steps, config.crop, config.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(teacher.eval(), path)
 
 
 def load_teacher(name_or_path: str, preset: str | None = None) -> nn.Module:
