@@ -29,9 +29,10 @@ def _methods() -> dict:
         methods["BM3D"] = classical("bm3d")
     except ImportError:
         pass
-    for model in ("apbsn-s", "lgbpn-s"):
-        denoiser = ours(model, [])
-        methods[model] = lambda x, d=denoiser: d(x)
+    for label, spec in (("apbsn-s", "apbsn-s"), ("lgbpn-s, network alone", "lgbpn-s+raw"), ("lgbpn-s", "lgbpn-s"),
+                        ("lgbpn-fast", "lgbpn-fast")):
+        denoiser = ours(spec, [])
+        methods[label] = lambda x, d=denoiser: d(x)
     return methods
 
 

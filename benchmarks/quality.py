@@ -56,15 +56,15 @@ def classical(name: str):
 
 
 def ours(spec: str, noisy_paths: list[Path]):
-    """`model[+r3][+adapt][+noblend|+blend][+nolowpass][+raw][+PRESET][+nofallback]`: a shipped model or a weights
-    file, with R3 and/or adaptation on the subset's noisy images, without the Wiener blend (default: where the
-    noise is light) or with it on every image, without the low-frequency correction (`raw`: neither, the
+    """`model[+r3][+adapt][+noblend|+lightblend][+nolowpass][+raw][+PRESET][+nofallback]`: a shipped model or a
+    weights file, with R3 and/or adaptation on the subset's noisy images, without the Wiener blend or with it
+    only where the measured noise is light, without the low-frequency correction (`raw`: neither, the
     network's own output), with a fixed test-time preset (default: auto), a student without its teacher on
     noise beyond its range."""
     model, *flags = spec.split("+")
     raw = "raw" in flags
     preset = next((f for f in flags if f in PRESET_CHOICES), "auto")
-    blend = "blend" in flags or ("auto" if "noblend" not in flags and not raw else False)
+    blend = "auto" if "lightblend" in flags else "noblend" not in flags and not raw
     options = InferenceOptions(r3="r3" in flags, blend=blend, preset=preset,
                                lowpass_sigma=None if "nolowpass" in flags or raw else DEFAULT_SIGMA,
                                teacher_fallback="nofallback" not in flags)

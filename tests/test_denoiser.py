@@ -105,21 +105,21 @@ def test_corrections_compose_on_the_network_output():
     assert not torch.allclose(both, restore_low_frequencies(raw, x))
 
 
-def test_the_default_blend_runs_on_light_noise_only_per_image():
+def test_the_auto_blend_runs_on_light_noise_only_per_image():
     from lgbpn.corrections import apply_corrections
     from lgbpn.nn.lowpass import restore_low_frequencies
     from lgbpn.nn.wiener import residual_wiener_blend
     from lgbpn.options import InferenceOptions
 
-    assert InferenceOptions().blend == "auto"
+    assert InferenceOptions().blend is True and InferenceOptions(blend="auto").blend == "auto"
     noisy = torch.stack([torch.from_numpy(noisy_scene(sigma, 96)).permute(2, 0, 1).float() for sigma in (2, 20)])
     denoised = torch.nn.functional.avg_pool2d(noisy, 5, stride=1, padding=2, count_include_pad=False)
     corrected = restore_low_frequencies(denoised, noisy)
-    out = apply_corrections(denoised, noisy)  # the defaults: low-frequency correction, blend "auto"
+    out = apply_corrections(denoised, noisy, blend="auto")
     torch.testing.assert_close(out[:1], residual_wiener_blend(corrected[:1], noisy[:1]))  # light noise: blended
     torch.testing.assert_close(out[1:], corrected[1:])  # heavy noise: the blend would give noise back
     assert not torch.allclose(out[:1], corrected[:1])
-    torch.testing.assert_close(apply_corrections(denoised, noisy, blend=True), residual_wiener_blend(corrected, noisy))
+    torch.testing.assert_close(apply_corrections(denoised, noisy), residual_wiener_blend(corrected, noisy))  # the default
 
 
 def test_a_model_still_trains_after_denoising():

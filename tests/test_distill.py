@@ -146,7 +146,7 @@ def test_distill_adapts_its_teacher_to_the_photos_first_and_keeps_it_on_resume(t
     before, after = load_model(teacher).state_dict(), load_model(adapted).state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it was fine-tuned
     assert yaml.safe_load((run / "config.yaml").read_text())["teacher"] == str(adapted)
-    assert load_model(run / "best.safetensors").teacher == str(adapted.resolve())  # the fallback is the adapted one
+    assert load_model(run / "last.safetensors").teacher == str(adapted.resolve())  # the fallback is the adapted one
     stamp = adapted.stat().st_mtime_ns
     result = run_cli(*args, "--steps", "2", "--resume")
     assert result.exit_code == 0, result.output

@@ -163,9 +163,10 @@ def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, worker
         if not config.teacher or not config.teacher_settings:
             raise click.UsageError("distillation needs a teacher and its settings (--teacher, --settings, or the recipe's)")
         adapted = out / ADAPTED_TEACHER
-        if adapt and Path(config.teacher) != adapted:  # a resumed run's teacher is adapted already
-            adapt_teacher(load_teacher(config.teacher), list(data), config, adapt, adapted)
-            config = config.model_copy(update={"teacher": str(adapted)})
+        if adapt:
+            if not (resume and adapted.exists()):  # a resumed run's teacher is adapted already
+                adapt_teacher(load_teacher(config.teacher), list(data), config, adapt, adapted)
+            config = dataclasses.replace(config, teacher=str(adapted))
         cache = TargetCache(out / "targets", load_teacher(config.teacher),
                             [TeacherSetting.parse(s) for s in config.teacher_settings], config.seed)
         return run_training(list(data), out, config, val=list(val) or None, init=init, resume=resume, stop_at=stop_at,
@@ -232,8 +233,7 @@ def _model_options(corrections: bool = True):
                      help=f"Low-frequency correction of the network's output (default: {default}); --no-lowpass "
                           "keeps the network's own low frequencies."),
         click.option("--blend/--no-blend", default=None,
-                     help="Residual Wiener blend that gives back detail the network smoothed away (default: "
-                          f"{'on where the measured noise is light' if corrections else default}). "
+                     help=f"Residual Wiener blend that gives back detail the network smoothed away (default: {default}). "
                           "A student distilled from corrected teacher outputs has learnt both corrections: they are "
                           "not applied again."),
         click.option("--teacher-fallback/--no-teacher-fallback", default=True,
@@ -250,7 +250,7 @@ def _model_options(corrections: bool = True):
             try:
                 options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
                                            overlap=overlap, teacher_fallback=teacher_fallback,
-                                           blend=blend if blend is not None else ("auto" if corrections else False),
+                                           blend=blend if blend is not None else corrections,
                                            **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None

@@ -24,8 +24,8 @@ MAX_SIDE = 1024  # larger images are measured on their central MAX_SIDE x MAX_SI
 # (PolyU, sigma 0.7-4.2: +2.4 dB over "sidd"), and lets correlated noise through on heavy noise
 # (SIDD, sigma 10-29: -0.8 dB). The threshold sits between the two (geometric mean, rounded).
 # With the output corrections on, the Wiener blend already gives detail back per pixel, and "sidd"
-# under the corrections scores best on both sets. The Wiener blend's "auto" uses the same threshold
-# (see corrections.py).
+# under the corrections scores best on both sets. The Wiener blend's "auto" option uses the same
+# threshold (see corrections.py).
 LIGHT_NOISE_SIGMA = 6.0
 
 # A student (an ordinary network distilled from a blind-spot teacher) does not extrapolate to noise

@@ -53,7 +53,7 @@ class InferenceOptions:
     overlap: int = DEFAULT_OVERLAP  # rounded up to the model's PD alignment
     # The two output corrections (ours); None and False give the paper's output.
     lowpass_sigma: float | None = _default(".nn.lowpass", "DEFAULT_SIGMA")
-    blend: bool | str = "auto"  # True, False, or "auto": where the measured noise is light (see corrections.py)
+    blend: bool | str = True  # True, False, or "auto": only where the measured noise is light (see corrections.py)
     # A distilled student hands an image noisier than its training range to its teacher (see Denoiser).
     teacher_fallback: bool = True
 

@@ -48,7 +48,7 @@ class Method:
 
 STUDENT = "lgbpn-fast"
 COMPARE_METHODS = (
-    Method("student", "network", "lgbpn-fast (UNet), default options", model=STUDENT, arch="unet"),
+    Method("student", "network", "lgbpn-fast (U-Net on 2x2 sub-images), default options", model=STUDENT, arch="unet-half"),
     Method("teacher", "network", "lgbpn-s, R3 off", model="lgbpn-s", arch="lgbpn-s", on_crop=True),
     Method("teacher+r3", "network", "lgbpn-s, R3 on (its default)", model="lgbpn-s", arch="lgbpn-s", r3=True,
            on_crop=True),

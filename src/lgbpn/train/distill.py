@@ -32,8 +32,8 @@ FIXED_POINT = 256
 
 
 # Part of every target's cache key: bumped when what a setting computes changes (2: the Wiener blend
-# became "auto", light noise only), so old targets are never mixed with new ones.
-TARGETS_VERSION = "2"
+# on light noise only; 3: on every image again), so old targets are never mixed with new ones.
+TARGETS_VERSION = "3"
 ADAPTED_TEACHER = "teacher.safetensors"  # in the run folder, with `lgbpn distill --adapt N`
 
 
