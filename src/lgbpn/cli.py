@@ -232,7 +232,7 @@ def _model_options(corrections: bool = True):
         click.option("--lowpass/--no-lowpass", default=corrections,
                      help=f"Low-frequency correction of the network's output (default: {default}); --no-lowpass "
                           "keeps the network's own low frequencies."),
-        click.option("--blend/--no-blend", default=None,
+        click.option("--blend/--no-blend", default=corrections,
                      help=f"Residual Wiener blend that gives back detail the network smoothed away (default: {default}). "
                           "A student distilled from corrected teacher outputs has learnt both corrections: they are "
                           "not applied again."),
@@ -249,8 +249,7 @@ def _model_options(corrections: bool = True):
                 raise click.UsageError("give either --weights or --model, not both")
             try:
                 options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
-                                           overlap=overlap, teacher_fallback=teacher_fallback,
-                                           blend=blend if blend is not None else corrections,
+                                           overlap=overlap, blend=blend, teacher_fallback=teacher_fallback,
                                            **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None
