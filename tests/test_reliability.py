@@ -265,10 +265,12 @@ def test_output_equal_to_an_input_is_refused(tmp_path, weights):
     ("denoise", "--tile", "0"), ("denoise", "--tile", "-5"),
     ("denoise", "--adapt", "-1"), ("train", "--steps", "0"), ("train", "--crop", "-1"), ("train", "--batch", "0"),
     ("train", "--lr", "0"), ("train", "--val-every", "-2"), ("eval", "--limit", "0"), ("denoise", "--tile", "ten"),
+    ("distill", "--adapt", "-1"),
 ])
 def test_bad_option_values_exit_2_naming_the_option(tmp_path, command, option, value):
     args = {"denoise": [tmp_path / "a.png", "-o", tmp_path / "b.png"],
             "train": ["--data", tmp_path, "--out", tmp_path / "run"],
+            "distill": ["--data", tmp_path, "--out", tmp_path / "run"],
             "eval": ["--data", tmp_path]}[command]
     result = run_cli(command, *args, option, value)
     assert result.exit_code == 2, result.output

@@ -86,6 +86,13 @@ def _training_options(f):
     return f
 
 
+def _not_negative(ctx, param, value):
+    """Click callback: a count of steps (e.g. --adapt) may be 0 but not negative."""
+    if value is not None and value < 0:
+        raise click.BadParameter(f"must be >= 0, got {value}")
+    return value
+
+
 def _run_training(out, config_file, default_recipe_for, resume, threads, settings, run, arch_replaces_recipe=True):
     """Shared by `train` and `distill`: threads, the config (resumed run's, given, or the default
     recipe, announced), then `run(config)`, and the summary line. A training recipe belongs to one
@@ -142,7 +149,7 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
 @click.option("--settings", "teacher_settings",
               help="Comma-separated teacher test settings whose outputs are the targets, each PRESET[:r3][:raw], "
                    "e.g. 'sidd,dnd:r3' (default: the recipe's).")
-@click.option("--adapt", type=int, default=0,
+@click.option("--adapt", type=int, default=0, callback=_not_negative,
               help="First fine-tune the teacher on the --data images for N self-supervised steps (a camera it never "
                    "saw); the adapted teacher is saved in the run folder and becomes the run's teacher.")
 def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, exclude, init, resume,
@@ -151,9 +158,6 @@ def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, worker
     from .train.config import distill_recipe
     from .train.distill import ADAPTED_TEACHER, TargetCache, TeacherSetting, adapt_teacher, load_teacher
     from .train.trainer import train as run_training
-
-    if adapt < 0:
-        raise click.BadParameter(f"must be >= 0, got {adapt}", param_hint="--adapt")
 
     settings = dict(arch=arch, preset=preset, steps=steps, crop=crop, batch=batch, lr=lr, workers=workers,
                     val_every=val_every, seed=seed, precision=precision, exclude=list(exclude) or None, teacher=teacher,
@@ -268,13 +272,12 @@ def _model_options(corrections: bool = True):
               help="Output file (one input file) or folder (several inputs or a folder).")
 @_model_options()
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists (resume a batch).")
-@click.option("--adapt", type=int, default=0, help="Fine-tune on the input images for N steps first (self-supervised).")
+@click.option("--adapt", type=int, default=0, callback=_not_negative,
+              help="Fine-tune on the input images for N steps first (self-supervised).")
 def denoise(inputs, output, model, skip_existing, adapt):
     """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA)."""
     from .batch import denoise_files, plan_outputs
 
-    if adapt < 0:
-        raise click.BadParameter(f"must be >= 0, got {adapt}", param_hint="--adapt")
     jobs = plan_outputs(list(inputs), output)
     code = denoise_files(model.load(), jobs, skip_existing=skip_existing, adapt_steps=adapt)
     sys.exit(code)
