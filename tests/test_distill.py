@@ -69,6 +69,23 @@ def test_crops_cut_and_turn_targets_like_the_noisy_image():
         assert torch.equal(targets[0], noisy) and torch.equal(targets[1], noisy + 7)
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_extra_noise_adds_camera_noise_to_the_share_of_inputs_asked_and_keeps_their_targets(channels):
+    flat = np.full((64, 64, channels), 120, np.uint8)  # flat: what differs from it is the added noise
+    plain = NoisyCrops([Sample("a", lambda: flat, None)], crop=32, seed=1, targets=_NoisyAsTarget())
+    noised = NoisyCrops([Sample("a", lambda: flat, None)], crop=32, seed=1, targets=_NoisyAsTarget(), extra_noise=0.5)
+    stds = []
+    for k in range(40):
+        noisy, targets = noised[k]
+        assert torch.equal(targets, plain[k][1])  # the targets of the image as it is
+        assert noisy.shape == (channels, 32, 32) and torch.equal(noisy, noisy.round())  # 8-bit steps
+        stds.append(float((noisy - 120).std()))
+    added = [s for s in stds if s > 0]
+    assert 10 <= len(added) <= 30  # about half the crops
+    assert min(added) > 0.3 and max(added) > 3 * min(added)  # noise of several levels
+    assert abs(float(noised[0][0].mean()) - 120) < 3 and max(added) < 40
+
+
 @pytest.mark.slow
 def test_student_distils_end_to_end_and_resumes_exactly(tmp_path, shared_data):
     data = [shared_data / "sidd_samples"]

@@ -38,17 +38,21 @@ def _demosaic_bilinear(mosaic: np.ndarray, cfa: np.ndarray) -> np.ndarray:
     return out
 
 
+def camera_noise(srgb: np.ndarray, photons_at_white: float, read_noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Float HxWx3 sRGB in 0..1 -> the same photo with camera noise added, float in 0..1."""
+    linear = _srgb_to_linear(np.clip(srgb, 0, 1))
+    cfa = _bayer_masks(*srgb.shape[:2])
+    mosaic = (linear * cfa).sum(axis=-1)
+    shot = rng.poisson(mosaic * photons_at_white) / photons_at_white
+    raw = shot + rng.normal(0.0, read_noise, mosaic.shape)
+    return _linear_to_srgb(_demosaic_bilinear(raw, cfa))
+
+
 def add_camera_noise(
     clean: np.ndarray, photons_at_white: float = 150.0, read_noise: float = 0.004, seed: int = 0
 ) -> np.ndarray:
     """uint8 HxWx3 sRGB -> noisy uint8 HxWx3. Fewer photons = higher ISO = more noise."""
-    rng = np.random.default_rng(seed)
-    linear = _srgb_to_linear(clean.astype(np.float64) / 255.0)
-    cfa = _bayer_masks(*clean.shape[:2])
-    mosaic = (linear * cfa).sum(axis=-1)
-    shot = rng.poisson(mosaic * photons_at_white) / photons_at_white
-    raw = shot + rng.normal(0.0, read_noise, mosaic.shape)
-    srgb = _linear_to_srgb(_demosaic_bilinear(raw, cfa))
+    srgb = camera_noise(clean.astype(np.float64) / 255.0, photons_at_white, read_noise, np.random.default_rng(seed))
     return np.clip(np.floor(srgb * 255.0 + 0.5), 0, 255).astype(np.uint8)
 
 

@@ -14,9 +14,13 @@ from torch.utils.data import Dataset, Sampler
 
 from ..layout import to_channels_first
 from ..scale import to_model_scale
+from ..synthetic import camera_noise
 from .formats import Sample
 
 CACHE_BYTES = 2 << 30  # decoded images kept in memory per process
+# Extra camera noise for a distillation's inputs: photons at white drawn log-uniformly in this range
+# (150 is the demo's ISO; 20 is heavier than any photo in ../shared, 2000 a barely visible grain).
+EXTRA_NOISE_PHOTONS = (20.0, 2000.0)
 
 
 class NoisyCrops(Dataset):
@@ -24,13 +28,16 @@ class NoisyCrops(Dataset):
 
     With `targets` (an object whose `targets(noisy)` gives (S, H, W, C) arrays for the image, such
     as distillation's teacher outputs), item k is (noisy crop, (S, C, H, W) target crops), cut and
-    turned alike.
+    turned alike. With `extra_noise` > 0, that share of the noisy crops get more camera noise on top
+    (see synthetic.py), their targets unchanged: a student learns to remove noise of levels and
+    textures that its training photos do not hold.
     """
 
-    def __init__(self, samples: list[Sample], crop: int, seed: int = 0, targets=None):
+    def __init__(self, samples: list[Sample], crop: int, seed: int = 0, targets=None, extra_noise: float = 0.0):
         if not samples:
             raise ValueError("no training images")
         self.samples, self.crop, self.seed, self.targets = samples, crop, seed, targets
+        self.extra_noise = extra_noise
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._warned: set[int] = set()
 
@@ -72,10 +79,22 @@ class NoisyCrops(Dataset):
             patch = np.rot90(patch, turns)
             return patch[:, ::-1] if flip else patch
 
-        noisy = to_channels_first(to_model_scale(cut(image)))
+        noisy = to_model_scale(cut(image))
+        if self.extra_noise and rng.random() < self.extra_noise:
+            noisy = _with_camera_noise(noisy, rng)
+        noisy = to_channels_first(noisy)
         if targets is None:
             return noisy
         return noisy, to_channels_first(np.stack([cut(t) for t in targets]))
+
+
+def _with_camera_noise(noisy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, C) 0..255 crop -> with extra camera noise of a random level, rounded to 8-bit steps."""
+    photons = float(np.exp(rng.uniform(*np.log(EXTRA_NOISE_PHOTONS))))
+    rgb = np.repeat(noisy, 3, axis=-1) if noisy.shape[-1] == 1 else noisy  # the mosaic needs RGB
+    out = camera_noise(rgb / 255.0, photons, 0.004, rng) * 255.0
+    out = out.mean(-1, keepdims=True) if noisy.shape[-1] == 1 else out
+    return np.clip(np.round(out), 0, 255).astype(np.float32)
 
 
 class StepSampler(Sampler[int]):

@@ -60,6 +60,8 @@ class TrainConfig:
     # test settings whose outputs are the targets (see train/distill.py: "sidd", "dnd:r3", "sidd:raw").
     teacher: str = ""
     teacher_settings: list[str] = field(default_factory=list)
+    # Share of the student's crops given extra camera noise, targets unchanged (data/crops.py).
+    extra_noise: Annotated[float, Field(ge=0, le=1)] = 0.0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
