@@ -5,11 +5,13 @@ uninterrupted run would have, and under DDP each rank takes its slice of every g
 global batch equals the single-process one whatever the number of ranks.
 """
 
+import io
 import warnings
 from collections import OrderedDict
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
 from torch.utils.data import Dataset, Sampler
 
 from ..layout import to_channels_first
@@ -21,6 +23,8 @@ CACHE_BYTES = 2 << 30  # decoded images kept in memory per process
 # Extra camera noise for a distillation's inputs: photons at white drawn log-uniformly in this range
 # (150 is the demo's ISO; 20 is heavier than any photo in ../shared, 2000 a barely visible grain).
 EXTRA_NOISE_PHOTONS = (20.0, 2000.0)
+# Half of them then go through JPEG at a random quality, as most cameras' photos do.
+EXTRA_NOISE_JPEG_QUALITY = (70, 98)
 
 
 class NoisyCrops(Dataset):
@@ -89,12 +93,18 @@ class NoisyCrops(Dataset):
 
 
 def _with_camera_noise(noisy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(H, W, C) 0..255 crop -> with extra camera noise of a random level, rounded to 8-bit steps."""
+    """(H, W, C) 0..255 crop -> with extra camera noise of a random level, 8-bit, maybe JPEG-compressed."""
     photons = float(np.exp(rng.uniform(*np.log(EXTRA_NOISE_PHOTONS))))
     rgb = np.repeat(noisy, 3, axis=-1) if noisy.shape[-1] == 1 else noisy  # the mosaic needs RGB
     out = camera_noise(rgb / 255.0, photons, 0.004, rng) * 255.0
     out = out.mean(-1, keepdims=True) if noisy.shape[-1] == 1 else out
-    return np.clip(np.round(out), 0, 255).astype(np.float32)
+    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        buffer = io.BytesIO()
+        PILImage.fromarray(out.squeeze(-1) if out.shape[-1] == 1 else out).save(
+            buffer, "JPEG", quality=int(rng.integers(*EXTRA_NOISE_JPEG_QUALITY, endpoint=True)))
+        out = np.asarray(PILImage.open(buffer)).reshape(out.shape)
+    return out.astype(np.float32)
 
 
 class StepSampler(Sampler[int]):
