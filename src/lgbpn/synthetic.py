@@ -9,6 +9,8 @@ correlated and signal dependent, as in real sRGB photos, unlike white Gaussian n
 import numpy as np
 from scipy.ndimage import convolve
 
+READ_NOISE = 0.004  # Gaussian read noise, in linear units of white
+
 
 def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
     return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
@@ -38,7 +40,8 @@ def _demosaic_bilinear(mosaic: np.ndarray, cfa: np.ndarray) -> np.ndarray:
     return out
 
 
-def camera_noise(srgb: np.ndarray, photons_at_white: float, read_noise: float, rng: np.random.Generator) -> np.ndarray:
+def camera_noise(srgb: np.ndarray, photons_at_white: float, rng: np.random.Generator,
+                 read_noise: float = READ_NOISE) -> np.ndarray:
     """Float HxWx3 sRGB in 0..1 -> the same photo with camera noise added, float in 0..1."""
     linear = _srgb_to_linear(np.clip(srgb, 0, 1))
     cfa = _bayer_masks(*srgb.shape[:2])
@@ -49,10 +52,10 @@ def camera_noise(srgb: np.ndarray, photons_at_white: float, read_noise: float, r
 
 
 def add_camera_noise(
-    clean: np.ndarray, photons_at_white: float = 150.0, read_noise: float = 0.004, seed: int = 0
+    clean: np.ndarray, photons_at_white: float = 150.0, read_noise: float = READ_NOISE, seed: int = 0
 ) -> np.ndarray:
     """uint8 HxWx3 sRGB -> noisy uint8 HxWx3. Fewer photons = higher ISO = more noise."""
-    srgb = camera_noise(clean.astype(np.float64) / 255.0, photons_at_white, read_noise, np.random.default_rng(seed))
+    srgb = camera_noise(clean.astype(np.float64) / 255.0, photons_at_white, np.random.default_rng(seed), read_noise)
     return np.clip(np.floor(srgb * 255.0 + 0.5), 0, 255).astype(np.uint8)
 
 

@@ -96,7 +96,7 @@ def _with_camera_noise(noisy: np.ndarray, rng: np.random.Generator) -> np.ndarra
     """(H, W, C) 0..255 crop -> with extra camera noise of a random level, 8-bit, maybe JPEG-compressed."""
     photons = float(np.exp(rng.uniform(*np.log(EXTRA_NOISE_PHOTONS))))
     rgb = np.repeat(noisy, 3, axis=-1) if noisy.shape[-1] == 1 else noisy  # the mosaic needs RGB
-    out = camera_noise(rgb / 255.0, photons, 0.004, rng) * 255.0
+    out = camera_noise(rgb / 255.0, photons, rng) * 255.0
     out = out.mean(-1, keepdims=True) if noisy.shape[-1] == 1 else out
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
     if rng.random() < 0.5:
