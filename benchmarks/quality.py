@@ -56,18 +56,18 @@ def classical(name: str):
 
 
 def ours(spec: str, noisy_paths: list[Path]):
-    """`model[+r3][+adapt][+noblend|+lightblend][+nolowpass][+raw][+PRESET][+nofallback]`: a shipped model or a
-    weights file, with R3 and/or adaptation on the subset's noisy images, without the Wiener blend or with it
-    only where the measured noise is light, without the low-frequency correction (`raw`: neither, the
-    network's own output), with a fixed test-time preset (default: auto), a student without its teacher on
-    noise beyond its range."""
+    """`model[+r3][+adapt][+noblend|+lightblend][+nolowpass][+raw][+PRESET][+nofallback][+noguard]`: a shipped
+    model or a weights file, with R3 and/or adaptation on the subset's noisy images, without the Wiener blend or
+    with it only where the measured noise is light, without the low-frequency correction (`raw`: neither, nor a
+    student's guard: the network's own output), with a fixed test-time preset (default: auto), a student
+    without its teacher on noise beyond its range, or without its guard."""
     model, *flags = spec.split("+")
     raw = "raw" in flags
     preset = next((f for f in flags if f in PRESET_CHOICES), "auto")
     blend = "auto" if "lightblend" in flags else "noblend" not in flags and not raw
     options = InferenceOptions(r3="r3" in flags, blend=blend, preset=preset,
                                lowpass_sigma=None if "nolowpass" in flags or raw else DEFAULT_SIGMA,
-                               teacher_fallback="nofallback" not in flags)
+                               teacher_fallback="nofallback" not in flags, guard="noguard" not in flags and not raw)
     if model.endswith((".safetensors", ".pth")):
         denoiser = Denoiser.from_weights(model, options=options)
     else:
@@ -75,6 +75,7 @@ def ours(spec: str, noisy_paths: list[Path]):
     if "adapt" in flags:
         from lgbpn.adapt import adapt_to_images
 
+        denoiser = denoiser.blind_spot()
         losses = adapt_to_images(denoiser, noisy_paths, ADAPT_STEPS)
         print(f"  adapted {ADAPT_STEPS} steps: loss {losses[0]:.2f} -> {np.mean(losses[-5:]):.2f}")
     return denoiser

@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 
 from lgbpn.io import read_image
 
-from .helpers import noisy_image, run_cli
+from .helpers import noisy_image, noisy_scene, run_cli
 
 run = run_cli
 
@@ -34,6 +34,24 @@ def test_png_rgb_to_file(tmp_path, weights):
     out4 = tmp_path / "noblend.png"
     run("denoise", src, "-o", out4, "--weights", weights, "--no-r3", "--no-blend")
     assert not np.array_equal(read_image(out4).pixels, read_image(out3).pixels)
+
+
+def test_the_students_guard_is_on_by_default_and_can_be_turned_off(tmp_path, monkeypatch):
+    import lgbpn.denoiser
+
+    # What the guard gives back is tested in test_wiener.py; here, a stand-in that gives everything back
+    # shows whether the command line applies it.
+    monkeypatch.setattr(lgbpn.denoiser, "residual_guard", lambda denoised, noisy: noisy)
+    src = tmp_path / "photo.png"
+    PILImage.fromarray(noisy_scene(8, 48)).save(src)
+    outputs = {}
+    for flags in ([], ["--guard"], ["--no-guard"]):
+        out = tmp_path / f"out{len(outputs)}.png"
+        result = run("denoise", src, "-o", out, "--model", "fast", *flags)
+        assert result.exit_code == 0, result.output
+        outputs[" ".join(flags)] = read_image(out).pixels
+    assert np.array_equal(outputs[""], noisy_scene(8, 48)) and np.array_equal(outputs["--guard"], outputs[""])
+    assert not np.array_equal(outputs["--no-guard"], noisy_scene(8, 48))
 
 
 def test_16bit_tiff_keeps_depth(tmp_path, weights):

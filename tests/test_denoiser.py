@@ -105,6 +105,29 @@ def test_corrections_compose_on_the_network_output():
     assert not torch.allclose(both, restore_low_frequencies(raw, x))
 
 
+def test_a_student_gets_its_guard_and_not_the_teachers_corrections():
+    from lgbpn.nn.wiener import residual_guard
+    from lgbpn.tiling import denoise_tiled
+
+    student = tiny_model("unet")
+    student.corrections_learnt = True
+    # A student that smooths: it erases the fine checkerboard on the right half along with the noise.
+    student.forward = lambda x, **_: torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+    pixels = noisy_scene(3, 64).astype(np.float32)
+    pixels[:, 32:] += 30 * ((np.indices((64, 32)).sum(0) % 2) * 2 - 1)[..., None]
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        raw = denoise_tiled(student, x, r3=False)
+    guarded = Denoiser(student).denoise_batch(x)
+    torch.testing.assert_close(guarded, residual_guard(raw, x))
+    torch.testing.assert_close(Denoiser(student, guard=False).denoise_batch(x), raw)
+    assert (guarded - raw)[..., 36:].abs().mean() > 10  # the checkerboard is given back
+    teacher = tiny_model()  # a blind-spot net: its own corrections, never the guard
+    paper = {"r3": False, "lowpass_sigma": None, "blend": False}
+    with torch.inference_mode():
+        torch.testing.assert_close(Denoiser(teacher, **paper).denoise_batch(x), denoise_tiled(teacher, x, r3=False))
+
+
 def test_the_auto_blend_runs_on_light_noise_only_per_image():
     from lgbpn.corrections import apply_corrections
     from lgbpn.nn.lowpass import restore_low_frequencies
@@ -134,6 +157,22 @@ def test_a_model_still_trains_after_denoising():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+def test_adapting_a_student_adapts_its_blind_spot_teacher(tmp_path, caplog):
+    """--adapt trains on the noisy images themselves: only a blind-spot network can learn from that."""
+    teacher_path = tiny_weights(tmp_path / "teacher.safetensors")
+    student = tiny_model("unet")
+    student.teacher, student.noise_sigma_max = str(teacher_path), 10.0
+    save_weights(student, tmp_path / "student.safetensors")
+    denoiser = Denoiser.from_weights(tmp_path / "student.safetensors", r3=False)
+    with caplog.at_level("INFO", logger="lgbpn"):
+        adaptable = denoiser.blind_spot()
+    assert adaptable.model.blind_spot and adaptable.options == denoiser.options and "teacher" in caplog.text
+    assert denoiser.blind_spot() is adaptable  # loaded once
+    assert adaptable.blind_spot() is adaptable
+    with pytest.raises(WeightsError, match="neither a blind-spot network nor a student with a teacher"):
+        Denoiser(tiny_model("unet")).blind_spot()
+
+
 def test_package_exports_the_api():
     import importlib.metadata
 
@@ -147,7 +186,7 @@ def test_package_exports_the_api():
 
 @pytest.mark.parametrize("option, value", [
     ("tile", 0), ("tile", 12.5), ("overlap", -1), ("passes", 0), ("seed", -1), ("seed", 2**64), ("prob", 0.0),
-    ("prob", 1.5), ("lowpass_sigma", 0), ("lowpass_sigma", float("nan")), ("r3", 1), ("blend", "yes"),
+    ("prob", 1.5), ("lowpass_sigma", 0), ("lowpass_sigma", float("nan")), ("r3", 1), ("guard", 1), ("blend", "yes"),
     ("precision", "fp16"), ("device", "gpu0"), ("colour", True), ("preset", "mars"),
 ])
 def test_options_refuse_bad_values_naming_the_option(option, value):

@@ -23,7 +23,9 @@ def test_teacher_settings_parse_and_print():
     assert TeacherSetting.parse("sidd") == TeacherSetting("sidd", r3=False, corrections=True)
     assert TeacherSetting.parse("dnd:r3:raw") == TeacherSetting("dnd", r3=True, corrections=False)
     assert str(TeacherSetting.parse("dnd:raw:r3")) == "dnd:r3:raw"
-    for bad in ("", "sidd:fast", ":r3"):
+    assert TeacherSetting.parse("sidd:lightblend") == TeacherSetting("sidd", light_blend=True)
+    assert str(TeacherSetting.parse("sidd:lightblend:r3")) == "sidd:r3:lightblend"
+    for bad in ("", "sidd:fast", ":r3", "sidd:raw:lightblend"):
         with pytest.raises(ConfigError, match="PRESET"):
             TeacherSetting.parse(bad)
 
@@ -49,6 +51,22 @@ def test_target_cache_computes_once_and_keys_on_teacher_setting_and_image(tmp_pa
     changed = TargetCache(tmp_path, teacher, [TeacherSetting("sidd")])
     assert changed.path(TeacherSetting("sidd"), image) != cache.path(TeacherSetting("sidd"), image)
     assert np.abs(changed.targets(image)[0] - first[0]).mean() > 0.01  # recomputed, not read back
+
+
+def test_a_lightblend_target_has_the_blend_on_light_noise_only(tmp_path):
+    from lgbpn.corrections import apply_corrections
+    from lgbpn.layout import to_channels_first
+    from lgbpn.tiling import denoise_tiled
+
+    teacher = tiny_model("lgbpn-s")
+    cache = TargetCache(tmp_path, teacher, [TeacherSetting("sidd", light_blend=True)])
+    for sigma, blended in ((2, True), (20, False)):
+        image = noisy_scene(sigma, 64)
+        x = to_channels_first(image.astype(np.float32))[None]
+        with torch.inference_mode():
+            out = denoise_tiled(teacher.eval(), x, r3=False, precision="fp32")
+        expected = apply_corrections(out, x, blend=blended)[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(cache._run_teacher(cache.settings[0], image), expected, atol=1e-3)
 
 
 class _NoisyAsTarget:
@@ -84,6 +102,14 @@ def test_extra_noise_adds_camera_noise_to_the_share_of_inputs_asked_and_keeps_th
     assert 10 <= len(added) <= 30  # about half the crops
     assert min(added) > 0.3 and max(added) > 3 * min(added)  # noise of several levels
     assert abs(float(noised[0][0].mean()) - 120) < 3 and max(added) < 40
+
+
+def test_a_students_range_counts_the_heaviest_extra_noise(tmp_path):
+    cache = TargetCache(tmp_path, tiny_model("lgbpn-s"), [TeacherSetting("sidd")])
+    samples = [Sample("light", lambda: noisy_scene(2, 96), None)]
+    light = cache.fill(samples, progress=False)
+    ranged = cache.fill(samples, progress=False, extra_noise=True)
+    assert light < 4 and ranged > 10
 
 
 @pytest.mark.slow

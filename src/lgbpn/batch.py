@@ -73,6 +73,7 @@ def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_
     if adapt_steps and todo:
         from .adapt import adapt_to_images
 
+        denoiser = denoiser.blind_spot()
         adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
     failed = 0
     # Lines printed while the progress bar is drawn must not get glued to it.

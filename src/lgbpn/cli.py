@@ -147,8 +147,9 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
 @click.option("--teacher", help="The blind-spot teacher: a shipped model name (lgbpn-s) or a weights file. "
                                 "Default: the recipe's (lgbpn-s).")
 @click.option("--settings", "teacher_settings",
-              help="Comma-separated teacher test settings whose outputs are the targets, each PRESET[:r3][:raw], "
-                   "e.g. 'sidd,dnd:r3' (default: the recipe's).")
+              help="Comma-separated teacher test settings whose outputs are the targets, each "
+                   "PRESET[:r3][:raw|:lightblend] (raw: without our corrections; lightblend: the Wiener blend only "
+                   "on light noise), e.g. 'sidd,dnd:r3' (default: the recipe's).")
 @click.option("--adapt", type=int, default=0, callback=_not_negative,
               help="First fine-tune the teacher on the --data images for N self-supervised steps (a camera it never "
                    "saw); the adapted teacher is saved in the run folder and becomes the run's teacher.")
@@ -243,17 +244,20 @@ def _model_options(corrections: bool = True):
         click.option("--teacher-fallback/--no-teacher-fallback", default=True,
                      help="A distilled student hands an image noisier than any it was distilled on to its blind-spot "
                           "teacher (default: on; slower on such images); --no-teacher-fallback keeps the student."),
+        click.option("--guard/--no-guard", default=corrections,
+                     help=f"A distilled student gives the input back where it removed far more than noise, structure "
+                          f"it erased (default: {default}); --no-guard keeps the student's own output."),
     ]
 
     def decorate(command):
         @functools.wraps(command)
         def run(*args, weights, model_name, arch, preset, device, precision, tile, overlap, no_r3, seed, lowpass, blend,
-                teacher_fallback, **kwargs):
+                teacher_fallback, guard, **kwargs):
             if weights is not None and model_name is not None:
                 raise click.UsageError("give either --weights or --model, not both")
             try:
                 options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
-                                           overlap=overlap, blend=blend, teacher_fallback=teacher_fallback,
+                                           overlap=overlap, blend=blend, teacher_fallback=teacher_fallback, guard=guard,
                                            **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None

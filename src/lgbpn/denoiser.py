@@ -18,6 +18,7 @@ import torch.nn as nn
 from .corrections import apply_corrections
 from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
+from .nn.wiener import residual_guard
 from .noise import STUDENT_NOISE_MARGIN, auto_preset, measure_noise
 from .options import InferenceOptions
 from .tiling import denoise_tiled, prepare_for_inference
@@ -95,6 +96,8 @@ class Denoiser:
             out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
             if not self.model.corrections_learnt:
                 out = apply_corrections(out, noisy, self.options.lowpass_sigma, self.options.blend)
+            elif self.options.guard:
+                out = residual_guard(out, noisy)
         return out.to(x.device)
 
     def _teacher_for(self, image: torch.Tensor) -> "Denoiser | None":
@@ -105,19 +108,36 @@ class Denoiser:
         profile = measure_noise(image)
         if profile is None or profile.sigma <= STUDENT_NOISE_MARGIN * limit:
             return None
-        if self._teacher is None:
-            source = self.model.teacher
-            load = Denoiser.from_pretrained if pretrained_path(source).exists() else Denoiser.from_weights
-            try:
-                self._teacher = load(source, options=self.options, progress=self.progress)
-            except WeightsError as exc:
-                logger.warning("noise beyond this student's range, and its teacher cannot be loaded (%s): "
-                               "the student denoises it", exc)
-                self._teacher = False
-                return None
+        try:
+            teacher = self._load_teacher()
+        except WeightsError as exc:
+            logger.warning("noise beyond this student's range, and its teacher cannot be loaded (%s): "
+                           "the student denoises it", exc)
+            self._teacher = False
+            return None
         logger.info("noise sigma %.1f is beyond the student's range (its noisiest training image: %.1f): "
                     "the teacher %s denoises this image", profile.sigma, limit, self.model.teacher)
+        return teacher
+
+    def _load_teacher(self) -> "Denoiser":
+        """A distilled student's teacher, loaded once, with the same options."""
+        if not isinstance(self._teacher, Denoiser):
+            source = self.model.teacher
+            if source is None:
+                raise WeightsError(f"{self.model.arch_name} is neither a blind-spot network nor a student with a teacher")
+            load = Denoiser.from_pretrained if pretrained_path(source).exists() else Denoiser.from_weights
+            self._teacher = load(source, options=self.options, progress=self.progress)
         return self._teacher
+
+    def blind_spot(self) -> "Denoiser":
+        """This denoiser if its network is blind-spot, else a distilled student's teacher: what `--adapt`
+        fine-tunes, as its loss is the noisy image itself (an ordinary network would learn to copy it)."""
+        if self.model.blind_spot:
+            return self
+        teacher = self._load_teacher()
+        logger.info("adapting a distilled student means adapting its blind-spot teacher: %s adapts and denoises",
+                    self.model.teacher)
+        return teacher
 
     def _set_preset(self, image: torch.Tensor) -> None:
         if not self.model.presets:

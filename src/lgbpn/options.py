@@ -56,11 +56,13 @@ class InferenceOptions:
     blend: bool | str = True  # True, False, or "auto": only where the measured noise is light (see corrections.py)
     # A distilled student hands an image noisier than its training range to its teacher (see Denoiser).
     teacher_fallback: bool = True
+    # A student (its corrections learnt) gives the input back where it removed far more than noise (nn/wiener.py).
+    guard: bool = True
 
     def __post_init__(self):
         from .precision import PRECISIONS
 
-        for name in ("r3", "teacher_fallback"):
+        for name in ("r3", "teacher_fallback", "guard"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "must be True or False")
         for name, least in (("passes", 1), ("seed", 0), ("tile", 1), ("overlap", 0)):
             value = getattr(self, name)

@@ -85,26 +85,34 @@ class NoisyCrops(Dataset):
 
         noisy = to_model_scale(cut(image))
         if self.extra_noise and rng.random() < self.extra_noise:
-            noisy = _with_camera_noise(noisy, rng)
+            noisy = with_camera_noise(noisy, rng)
         noisy = to_channels_first(noisy)
         if targets is None:
             return noisy
         return noisy, to_channels_first(np.stack([cut(t) for t in targets]))
 
 
-def _with_camera_noise(noisy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(H, W, C) 0..255 crop -> with extra camera noise of a random level, 8-bit, maybe JPEG-compressed."""
-    photons = float(np.exp(rng.uniform(*np.log(EXTRA_NOISE_PHOTONS))))
+def with_camera_noise(noisy: np.ndarray, rng: np.random.Generator, photons: float | None = None,
+                      jpeg: bool | None = None) -> np.ndarray:
+    """(H, W, C) 0..255 crop -> with extra camera noise, 8-bit, maybe JPEG-compressed (level and JPEG
+    drawn from `rng` unless given)."""
+    if photons is None:
+        photons = float(np.exp(rng.uniform(*np.log(EXTRA_NOISE_PHOTONS))))
     rgb = np.repeat(noisy, 3, axis=-1) if noisy.shape[-1] == 1 else noisy  # the mosaic needs RGB
     out = camera_noise(rgb / 255.0, photons, rng) * 255.0
     out = out.mean(-1, keepdims=True) if noisy.shape[-1] == 1 else out
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
-    if rng.random() < 0.5:
+    if jpeg if jpeg is not None else rng.random() < 0.5:
         buffer = io.BytesIO()
         PILImage.fromarray(out.squeeze(-1) if out.shape[-1] == 1 else out).save(
             buffer, "JPEG", quality=int(rng.integers(*EXTRA_NOISE_JPEG_QUALITY, endpoint=True)))
         out = np.asarray(PILImage.open(buffer)).reshape(out.shape)
     return out.astype(np.float32)
+
+
+def heaviest_extra_noise(noisy: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The image with the heaviest extra noise a crop can get (no JPEG): the top of a student's range."""
+    return with_camera_noise(noisy, np.random.default_rng(seed), photons=EXTRA_NOISE_PHOTONS[0], jpeg=False)
 
 
 class StepSampler(Sampler[int]):

@@ -9,6 +9,10 @@ energy than noise. The noise variance is the median local residual energy over t
 the image (by the local variance of the input), where the network is most likely right: no noise
 model and no clean data, spatially correlated noise included, and textures that the network
 smoothed away, even when they fill most of the photo, do not inflate it.
+
+The same blend made strict is a distilled student's guard (`residual_guard`): it gives the input
+back only where the residual's local energy is more than GUARD_NOISE_FACTOR times the noise's (4x
+its RMS), structure the student erased (a fine grille on a camera it never saw), never noise.
 """
 
 import torch
@@ -17,6 +21,8 @@ import torch.nn.functional as F
 from .pd import pad_reflect_any
 
 DEFAULT_WINDOW = 9
+# The student guard's margin: from 8 to 32 it scored within 0.02 dB on the seen and unseen cameras.
+GUARD_NOISE_FACTOR = 16.0
 
 
 def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -37,10 +43,17 @@ def flat_area_median(values: torch.Tensor, activity: torch.Tensor) -> torch.Tens
     return torch.stack(medians).view(-1, 1, 1, 1)
 
 
-def residual_wiener_blend(denoised: torch.Tensor, noisy: torch.Tensor, window: int = DEFAULT_WINDOW) -> torch.Tensor:
-    """(B, C, H, W) -> same; per image, a convex per-pixel blend of `denoised` and `noisy`."""
+def residual_wiener_blend(denoised: torch.Tensor, noisy: torch.Tensor, window: int = DEFAULT_WINDOW,
+                          noise_factor: float = 1.0) -> torch.Tensor:
+    """(B, C, H, W) -> same; per image, a convex per-pixel blend of `denoised` and `noisy` (`noise_factor`
+    scales the noise variance that the residual must exceed before the input comes back)."""
     residual = noisy - denoised
     energy = local_mean(residual.square().mean(dim=1, keepdim=True), window)
     noise_var = flat_area_median(energy, local_variance(noisy.mean(dim=1, keepdim=True), window))
-    weight = (1 - noise_var / energy.clamp_min(torch.finfo(energy.dtype).tiny)).clamp(0, 1)
+    weight = (1 - noise_factor * noise_var / energy.clamp_min(torch.finfo(energy.dtype).tiny)).clamp(0, 1)
     return denoised + weight * residual
+
+
+def residual_guard(denoised: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """The strict blend: the input back only where far more than noise was removed (see the module's doc)."""
+    return residual_wiener_blend(denoised, noisy, noise_factor=GUARD_NOISE_FACTOR)

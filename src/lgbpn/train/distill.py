@@ -18,6 +18,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..corrections import apply_corrections
+from ..data.crops import heaviest_extra_noise
 from ..data.formats import Sample
 from ..errors import ConfigError
 from ..io import atomic_path
@@ -39,22 +40,24 @@ ADAPTED_TEACHER = "teacher.safetensors"  # in the run folder, with `lgbpn distil
 
 @dataclass(frozen=True)
 class TeacherSetting:
-    """One way of running the teacher: `preset[:r3][:raw]`, e.g. "sidd", "dnd:r3", "sidd:raw"."""
+    """One way of running the teacher: `preset[:r3][:raw|:lightblend]`, e.g. "sidd", "dnd:r3", "sidd:lightblend"."""
 
     preset: str
     r3: bool = False
     corrections: bool = True  # our low-frequency correction and Wiener blend ("raw": the paper's output)
+    light_blend: bool = False  # the Wiener blend only where the measured noise is light (corrections.py's "auto")
 
     @classmethod
     def parse(cls, text: str) -> "TeacherSetting":
         preset, *flags = text.split(":")
-        unknown = set(flags) - {"r3", "raw"}
-        if unknown or not preset:
-            raise ConfigError(f"teacher setting {text!r}: expected PRESET[:r3][:raw], e.g. 'sidd' or 'dnd:r3'")
-        return cls(preset, r3="r3" in flags, corrections="raw" not in flags)
+        unknown = set(flags) - {"r3", "raw", "lightblend"}
+        if unknown or not preset or {"raw", "lightblend"} <= set(flags):
+            raise ConfigError(f"teacher setting {text!r}: expected PRESET[:r3][:raw|:lightblend], e.g. 'sidd' or 'dnd:r3'")
+        return cls(preset, r3="r3" in flags, corrections="raw" not in flags, light_blend="lightblend" in flags)
 
     def __str__(self) -> str:
-        return ":".join([self.preset] + ["r3"] * self.r3 + ["raw"] * (not self.corrections))
+        flags = ["r3"] * self.r3 + ["raw"] * (not self.corrections) + ["lightblend"] * self.light_blend
+        return ":".join([self.preset] + flags)
 
 
 def fingerprint(model: nn.Module) -> str:
@@ -91,15 +94,18 @@ class TargetCache:
         """(S, H, W, C) float32 targets of one HxWxC noisy image (computed and stored if missing)."""
         return np.stack([self._target(setting, noisy) for setting in self.settings])
 
-    def fill(self, samples: list[Sample], progress: bool = True) -> float:
+    def fill(self, samples: list[Sample], progress: bool = True, extra_noise: bool = False) -> float:
         """Compute every missing target now (so that training steps never wait for the teacher);
-        returns the noise sigma of the noisiest image (the student's range, see noise.py)."""
+        returns the noise sigma of the noisiest image (the student's range, see noise.py), counting
+        each image with the heaviest extra noise if the student's crops get some."""
         noisiest = 0.0
         for sample in tqdm(samples, desc="teacher targets", unit="image", disable=not progress):
             noisy = sample.noisy()
             self.targets(noisy)
-            profile = measure_noise(to_channels_first(to_model_scale(noisy)))
-            noisiest = max(noisiest, profile.sigma if profile else 0.0)
+            image = to_model_scale(noisy if noisy.ndim == 3 else noisy[..., None])
+            for version in (image, heaviest_extra_noise(image)) if extra_noise else (image,):
+                profile = measure_noise(to_channels_first(version))
+                noisiest = max(noisiest, profile.sigma if profile else 0.0)
         return noisiest
 
     def _target(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
@@ -125,7 +131,7 @@ class TargetCache:
         finally:
             self.teacher.preset = previous
         if setting.corrections:
-            out = apply_corrections(out, x)
+            out = apply_corrections(out, x, blend="auto" if setting.light_blend else True)
         return to_channels_last(out[0])
 
 

@@ -34,6 +34,7 @@ from ..io import atomic_path
 from ..layout import to_channels_first, to_channels_last
 from ..metrics import psnr, ssim
 from ..models.registry import build_model
+from ..nn.wiener import residual_guard
 from ..precision import autocast, resolve_precision
 from ..scale import to_model_scale
 from ..tiling import denoise_tiled
@@ -42,7 +43,7 @@ from .config import TrainConfig, save_config
 from .distill import TargetCache, distill_loss, teacher_reference
 
 # val_psnr / val_ssim: the network's own output (the headline); val_psnr_corrected: with our two
-# output corrections (the default output of `lgbpn denoise`).
+# output corrections, or a student's guard (the default output of `lgbpn denoise`).
 LOG_FIELDS = ["step", "loss", "lr", "crops_per_s", "val_psnr", "val_ssim", "val_psnr_corrected", "seconds"]
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,8 @@ def validation_subset(samples: list[Sample], count: int) -> list[Sample]:
 
 
 def validate(model, samples: list[Sample], config: TrainConfig, device) -> dict[str, float]:
-    """Mean PSNR/SSIM of the network's own output (test mode), and PSNR with the output corrections."""
+    """Mean PSNR/SSIM of the network's own output (test mode), and PSNR with the output corrections (a
+    student's: its guard)."""
     scores = []
     model.eval()
     for sample in samples:
@@ -153,7 +155,7 @@ def validate(model, samples: list[Sample], config: TrainConfig, device) -> dict[
         x_in = to_channels_first(to_model_scale(noisy))[None].to(device)
         # fp32 on every device: the score of the float32 weights as saved, whatever the training precision.
         out = denoise_tiled(model, x_in, r3=config.val_r3, seed=config.seed, precision="fp32")
-        corrected = out if model.corrections_learnt else apply_corrections(out, x_in)
+        corrected = residual_guard(out, x_in) if model.corrections_learnt else apply_corrections(out, x_in)
         out, corrected = (to_channels_last(t[0]) for t in (out, corrected))
         clean = to_model_scale(clean)
         scores.append((psnr(out, clean), ssim(out, clean), psnr(corrected, clean)))
@@ -257,7 +259,7 @@ def train(
     if targets is not None:  # every teacher output before the first step; other ranks wait, then read them
         if rank == 0:
             targets.teacher.to(device)
-            noisiest = targets.fill(samples, progress=progress)
+            noisiest = targets.fill(samples, progress=progress, extra_noise=config.extra_noise > 0)
         if world > 1:
             dist.barrier()
 
