@@ -24,7 +24,7 @@ from .options import InferenceOptions
 from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
 
-DEFAULT_MODEL = "lgbpn-s"
+DEFAULT_MODEL = "lgbpn-fast"
 MODEL_ALIASES = {"fast": "lgbpn-fast"}  # short names for `--model`
 logger = logging.getLogger(__name__)
 # The networks work on the 0..255 scale of 8-bit images (as scale.py, for tensors); float is 0..1.
