@@ -115,7 +115,7 @@ class Denoiser:
                            "the student denoises it", exc)
             self._teacher = False
             return None
-        logger.info("noise sigma %.1f is beyond the student's range (its noisiest training image: %.1f): "
+        logger.info("noise sigma %.1f is beyond the student's range (its noisiest training input: %.1f): "
                     "the teacher %s denoises this image", profile.sigma, limit, self.model.teacher)
         return teacher
 

@@ -30,7 +30,7 @@ LIGHT_NOISE_SIGMA = 6.0
 
 # A student (an ordinary network distilled from a blind-spot teacher) does not extrapolate to noise
 # heavier than any it was distilled on; the blind-spot teacher does. The denoiser hands an image
-# whose noise exceeds the student's noisiest training image by this factor to the teacher.
+# whose noise exceeds the student's noisiest training input by this factor to the teacher.
 STUDENT_NOISE_MARGIN = 1.25
 
 

@@ -37,7 +37,8 @@ class DenoisingNetwork(nn.Module, ABC):
     # output corrections, so the denoiser does not apply them again (a weights-file property).
     corrections_learnt: bool = False
     # Set on a distilled student: its teacher (a shipped name or a weights file) and the noise sigma of
-    # its noisiest training image; heavier noise goes to the teacher (noise.STUDENT_NOISE_MARGIN).
+    # its noisiest training input (an image, or one under the heaviest extra noise of its crops);
+    # heavier noise goes to the teacher (noise.STUDENT_NOISE_MARGIN).
     teacher: str | None = None
     noise_sigma_max: float | None = None
     arch_name: str
