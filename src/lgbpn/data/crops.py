@@ -102,7 +102,9 @@ def with_camera_noise(noisy: np.ndarray, rng: np.random.Generator, photons: floa
     out = camera_noise(rgb / 255.0, photons, rng) * 255.0
     out = out.mean(-1, keepdims=True) if noisy.shape[-1] == 1 else out
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
-    if jpeg if jpeg is not None else rng.random() < 0.5:
+    if jpeg is None:
+        jpeg = rng.random() < 0.5
+    if jpeg:
         buffer = io.BytesIO()
         PILImage.fromarray(out.squeeze(-1) if out.shape[-1] == 1 else out).save(
             buffer, "JPEG", quality=int(rng.integers(*EXTRA_NOISE_JPEG_QUALITY, endpoint=True)))
