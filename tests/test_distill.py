@@ -104,6 +104,26 @@ def test_extra_noise_adds_camera_noise_to_the_share_of_inputs_asked_and_keeps_th
     assert abs(float(noised[0][0].mean()) - 120) < 3 and max(added) < 40
 
 
+@pytest.mark.parametrize("channels", [3, 1])
+def test_extra_pattern_adds_the_same_fine_pattern_to_the_inputs_and_their_targets(channels):
+    flat = np.full((64, 64, channels), 120, np.uint8)
+    plain = NoisyCrops([Sample("a", lambda: flat, None)], crop=32, seed=1, targets=_NoisyAsTarget())
+    patterned = NoisyCrops([Sample("a", lambda: flat, None)], crop=32, seed=1, targets=_NoisyAsTarget(), extra_pattern=0.5)
+    count = 0
+    for k in range(40):
+        noisy, targets = patterned[k]
+        added = noisy - plain[k][0]
+        assert torch.equal(targets[0] - plain[k][1][0], added) and torch.equal(targets[1] - plain[k][1][1], added)
+        assert torch.equal(noisy, noisy.round())  # 8-bit steps
+        if added.abs().max() > 0:
+            count += 1
+            assert 2 <= added.abs().max() <= 40 and (added == 0).float().mean() < 0.9  # strong, over part of the crop
+            signs = torch.sign(added[0])
+            assert (signs[:, 1:] != signs[:, :-1]).any() or (signs[1:] != signs[:-1]).any()  # fine: it alternates
+    assert 10 <= count <= 30
+    assert torch.equal(NoisyCrops([Sample("a", lambda: flat, None)], crop=32, seed=1)[3], plain[3][0])  # no targets: none
+
+
 def test_a_students_range_counts_the_heaviest_extra_noise(tmp_path):
     cache = TargetCache(tmp_path, tiny_model("lgbpn-s"), [TeacherSetting("sidd")])
     samples = [Sample("light", lambda: noisy_scene(2, 96), None)]

@@ -25,6 +25,9 @@ CACHE_BYTES = 2 << 30  # decoded images kept in memory per process
 EXTRA_NOISE_PHOTONS = (20.0, 2000.0)
 # Half of them then go through JPEG at a random quality, as most cameras' photos do.
 EXTRA_NOISE_JPEG_QUALITY = (70, 98)
+# Extra structure for a distillation's crops: a fine periodic pattern (a grille, a fabric), this
+# strong in grey levels, over part of the crop, added alike to the input and its targets.
+EXTRA_PATTERN_AMPLITUDE = (4.0, 40.0)
 
 
 class NoisyCrops(Dataset):
@@ -34,14 +37,17 @@ class NoisyCrops(Dataset):
     as distillation's teacher outputs), item k is (noisy crop, (S, C, H, W) target crops), cut and
     turned alike. With `extra_noise` > 0, that share of the noisy crops get more camera noise on top
     (see synthetic.py), their targets unchanged: a student learns to remove noise of levels and
-    textures that its training photos do not hold.
+    textures that its training photos do not hold. With `extra_pattern` > 0, that share of the crops get
+    a fine periodic pattern added to the input and its targets alike: structure above the noise,
+    which the student must keep, of a kind its training photos may not hold.
     """
 
-    def __init__(self, samples: list[Sample], crop: int, seed: int = 0, targets=None, extra_noise: float = 0.0):
+    def __init__(self, samples: list[Sample], crop: int, seed: int = 0, targets=None, extra_noise: float = 0.0,
+                 extra_pattern: float = 0.0):
         if not samples:
             raise ValueError("no training images")
         self.samples, self.crop, self.seed, self.targets = samples, crop, seed, targets
-        self.extra_noise = extra_noise
+        self.extra_noise, self.extra_pattern = extra_noise, extra_pattern
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._warned: set[int] = set()
 
@@ -84,12 +90,16 @@ class NoisyCrops(Dataset):
             return patch[:, ::-1] if flip else patch
 
         noisy = to_model_scale(cut(image))
+        target_crops = None if targets is None else np.stack([cut(t) for t in targets])
+        if target_crops is not None and self.extra_pattern and rng.random() < self.extra_pattern:
+            pattern = fine_pattern(rng, self.crop, noisy.shape[-1])
+            noisy, target_crops = np.clip(noisy + pattern, 0, 255), np.clip(target_crops + pattern, 0, 255)
         if self.extra_noise and rng.random() < self.extra_noise:
             noisy = with_camera_noise(noisy, rng)
         noisy = to_channels_first(noisy)
-        if targets is None:
+        if target_crops is None:
             return noisy
-        return noisy, to_channels_first(np.stack([cut(t) for t in targets]))
+        return noisy, to_channels_first(target_crops)
 
 
 def with_camera_noise(noisy: np.ndarray, rng: np.random.Generator, photons: float | None = None,
@@ -110,6 +120,27 @@ def with_camera_noise(noisy: np.ndarray, rng: np.random.Generator, photons: floa
             buffer, "JPEG", quality=int(rng.integers(*EXTRA_NOISE_JPEG_QUALITY, endpoint=True)))
         out = np.asarray(PILImage.open(buffer)).reshape(out.shape)
     return out.astype(np.float32)
+
+
+def fine_pattern(rng: np.random.Generator, size: int, channels: int) -> np.ndarray:
+    """(size, size, channels) whole grey levels: a grating (sine or square wave, period 2 to 6 pixels,
+    any orientation) or a checkerboard (cells of 1 to 3 pixels), of one random colour, over a random
+    rectangle of at least a third of each side."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    kind = int(rng.integers(3))
+    if kind == 2:
+        cell = int(rng.integers(1, 4))
+        wave = ((xx // cell + yy // cell) % 2) * 2 - 1
+    else:
+        angle, frequency = rng.uniform(0, np.pi), rng.uniform(1 / 6, 1 / 2)  # cycles per pixel
+        wave = np.sin(2 * np.pi * frequency * (np.cos(angle) * xx + np.sin(angle) * yy) + rng.uniform(0, 2 * np.pi))
+        wave = np.sign(wave) if kind == 1 else wave
+    h, w = (int(rng.integers(size // 3, size + 1)) for _ in range(2))
+    y, x = int(rng.integers(size - h + 1)), int(rng.integers(size - w + 1))
+    region = np.zeros((size, size), np.float32)
+    region[y : y + h, x : x + w] = 1
+    colour = rng.uniform(0.5, 1.0, channels).astype(np.float32)
+    return np.round(rng.uniform(*EXTRA_PATTERN_AMPLITUDE) * (wave * region)[..., None] * colour).astype(np.float32)
 
 
 def heaviest_extra_noise(noisy: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -62,6 +62,8 @@ class TrainConfig:
     teacher_settings: list[str] = field(default_factory=list)
     # Share of the student's crops given extra camera noise, targets unchanged (data/crops.py).
     extra_noise: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # Share of the student's crops given a fine periodic pattern, on the input and targets alike (data/crops.py).
+    extra_pattern: Annotated[float, Field(ge=0, le=1)] = 0.0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

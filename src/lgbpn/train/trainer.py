@@ -295,7 +295,8 @@ def train(
     end = config.steps if stop_at is None else min(config.steps, stop_at)
     if end <= start:
         raise ConfigError(f"{out}: the run is at step {start}; nothing to do up to step {end}")
-    crops = NoisyCrops(samples, config.crop, config.seed, targets, config.extra_noise if targets is not None else 0.0)
+    crops = NoisyCrops(samples, config.crop, config.seed, targets, config.extra_noise if targets is not None else 0.0,
+                       config.extra_pattern)
     loader = DataLoader(
         crops,
         batch_size=config.batch // world,
