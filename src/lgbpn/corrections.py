@@ -12,7 +12,7 @@ loses 3.5 dB without it, so the default blends every image.
 import torch
 
 from .nn.lowpass import DEFAULT_SIGMA, restore_low_frequencies
-from .nn.wiener import residual_wiener_blend
+from .nn.wiener import residual_guard, residual_wiener_blend
 from .noise import LIGHT_NOISE_SIGMA, measure_noise
 
 
@@ -34,3 +34,12 @@ def apply_corrections(denoised: torch.Tensor, noisy: torch.Tensor, lowpass_sigma
     elif blend:
         denoised = residual_wiener_blend(denoised, noisy)
     return denoised
+
+
+def finish_output(denoised: torch.Tensor, noisy: torch.Tensor, corrections_learnt: bool,
+                  lowpass_sigma: float | None = DEFAULT_SIGMA, blend: bool | str = True, guard: bool = True) -> torch.Tensor:
+    """The network's output as the denoiser gives it: our corrections, or, for a student that learnt
+    them, its guard (nn/wiener.py)."""
+    if not corrections_learnt:
+        return apply_corrections(denoised, noisy, lowpass_sigma, blend)
+    return residual_guard(denoised, noisy) if guard else denoised

@@ -15,10 +15,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .corrections import apply_corrections
+from .corrections import finish_output
 from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
-from .nn.wiener import residual_guard
 from .noise import STUDENT_NOISE_MARGIN, auto_preset, measure_noise
 from .options import InferenceOptions
 from .tiling import denoise_tiled, prepare_for_inference
@@ -94,10 +93,8 @@ class Denoiser:
         self._set_preset(x[0])
         with torch.inference_mode():
             out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
-            if not self.model.corrections_learnt:
-                out = apply_corrections(out, noisy, self.options.lowpass_sigma, self.options.blend)
-            elif self.options.guard:
-                out = residual_guard(out, noisy)
+            out = finish_output(out, noisy, self.model.corrections_learnt, self.options.lowpass_sigma,
+                                self.options.blend, self.options.guard)
         return out.to(x.device)
 
     def _teacher_for(self, image: torch.Tensor) -> "Denoiser | None":

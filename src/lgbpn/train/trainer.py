@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..corrections import apply_corrections
+from ..corrections import finish_output
 from ..data.crops import NoisyCrops, StepSampler
 from ..data.formats import Sample, discover
 from ..errors import ConfigError, DataError, LgbpnError
@@ -34,7 +34,6 @@ from ..io import atomic_path
 from ..layout import to_channels_first, to_channels_last
 from ..metrics import psnr, ssim
 from ..models.registry import build_model
-from ..nn.wiener import residual_guard
 from ..precision import autocast, resolve_precision
 from ..scale import to_model_scale
 from ..tiling import denoise_tiled
@@ -155,7 +154,7 @@ def validate(model, samples: list[Sample], config: TrainConfig, device) -> dict[
         x_in = to_channels_first(to_model_scale(noisy))[None].to(device)
         # fp32 on every device: the score of the float32 weights as saved, whatever the training precision.
         out = denoise_tiled(model, x_in, r3=config.val_r3, seed=config.seed, precision="fp32")
-        corrected = residual_guard(out, x_in) if model.corrections_learnt else apply_corrections(out, x_in)
+        corrected = finish_output(out, x_in, model.corrections_learnt)
         out, corrected = (to_channels_last(t[0]) for t in (out, corrected))
         clean = to_model_scale(clean)
         scores.append((psnr(out, clean), ssim(out, clean), psnr(corrected, clean)))
