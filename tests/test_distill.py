@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lgbpn.data.crops import NoisyCrops
+from lgbpn.data.crops import NoisyCrops, fine_pattern
 from lgbpn.data.formats import Sample
 from lgbpn.errors import ConfigError
 from lgbpn.train.config import make_config
@@ -122,6 +122,26 @@ def test_extra_pattern_adds_the_same_fine_pattern_to_the_inputs_and_their_target
             assert (signs[:, 1:] != signs[:, :-1]).any() or (signs[1:] != signs[:-1]).any()  # fine: it alternates
     assert 10 <= count <= 30
     assert torch.equal(NoisyCrops([Sample("a", lambda: flat, None)], crop=32, seed=1)[3], plain[3][0])  # no targets: none
+
+
+def test_fine_patterns_are_gratings_and_lattices_at_any_orientation():
+    rng = np.random.default_rng(0)
+    frequencies = np.fft.fftfreq(64)
+    fy, fx = np.meshgrid(frequencies, frequencies, indexing="ij")
+    lattice_angles, gratings = [], 0
+    for _ in range(100):
+        power = np.abs(np.fft.fft2(fine_pattern(rng, 64, 1)[..., 0])) ** 2
+        power[0, 0] = 0
+        # The spectrum's spread: a grating's energy lies along one line through the origin, a lattice's does not.
+        moments = np.array([[(power * a * b).sum() for b in (fx, fy)] for a in (fx, fy)])
+        smallest, largest = np.linalg.eigvalsh(moments)
+        peak = np.unravel_index(power.argmax(), power.shape)
+        if smallest < 0.15 * largest:
+            gratings += 1
+        elif smallest > 0.8 * largest:
+            lattice_angles.append(np.degrees(np.arctan2(fy[peak], fx[peak])) % 90)
+    assert gratings >= 20 and len(lattice_angles) >= 20
+    assert np.ptp(lattice_angles) > 45  # lattices turned every way, not only upright checkerboards
 
 
 def test_a_students_range_counts_the_heaviest_extra_noise(tmp_path):

@@ -123,18 +123,17 @@ def with_camera_noise(noisy: np.ndarray, rng: np.random.Generator, photons: floa
 
 
 def fine_pattern(rng: np.random.Generator, size: int, channels: int) -> np.ndarray:
-    """(size, size, channels) whole grey levels: a grating (sine or square wave, period 2 to 6 pixels,
-    any orientation) or a checkerboard (cells of 1 to 3 pixels), of one random colour, over a random
-    rectangle of at least a third of each side."""
+    """(size, size, channels) whole grey levels: a grating or a lattice (a checkerboard, a mesh: the
+    product of two crossed gratings), soft (sine) or hard (square wave), period 2 to 6 pixels, any
+    orientation, of one random colour, over a random rectangle of at least a third of each side."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    kind = int(rng.integers(3))
-    if kind == 2:
-        cell = int(rng.integers(1, 4))
-        wave = ((xx // cell + yy // cell) % 2) * 2 - 1
-    else:
-        angle, frequency = rng.uniform(0, np.pi), rng.uniform(1 / 6, 1 / 2)  # cycles per pixel
-        wave = np.sin(2 * np.pi * frequency * (np.cos(angle) * xx + np.sin(angle) * yy) + rng.uniform(0, 2 * np.pi))
-        wave = np.sign(wave) if kind == 1 else wave
+    angle, frequency = rng.uniform(0, np.pi), rng.uniform(1 / 6, 1 / 2)  # cycles per pixel
+    along, across = np.cos(angle) * xx + np.sin(angle) * yy, np.cos(angle) * yy - np.sin(angle) * xx
+    wave = np.sin(2 * np.pi * frequency * along + rng.uniform(0, 2 * np.pi))
+    if rng.random() < 0.5:  # a lattice
+        wave = wave * np.sin(2 * np.pi * frequency * across + rng.uniform(0, 2 * np.pi))
+    if rng.random() < 0.5:
+        wave = np.sign(wave)
     h, w = (int(rng.integers(size // 3, size + 1)) for _ in range(2))
     y, x = int(rng.integers(size - h + 1)), int(rng.integers(size - w + 1))
     region = np.zeros((size, size), np.float32)
