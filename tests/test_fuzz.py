@@ -73,6 +73,7 @@ shapes = st.one_of(grey, channels, grey, channels, other)  # 1-D and 4-D arrays 
 @example(shape=(40, 40, 4), dtype="uint8", values="unit", poison=None, r3=True, seed=0)
 @example(shape=(3, 7, 2), dtype="float64", values="out_of_range", poison=None, r3=True, seed=0)
 @example(shape=(5, 5, 3), dtype="float32", values="unit", poison=np.nan, r3=False, seed=0)
+@example(shape=(1, 1, 2), dtype="float16", values="unit", poison=np.nan, r3=False, seed=111)  # NaN alpha: passed through
 @example(shape=(5, 5, 3), dtype="float64", values="huge", poison=None, r3=False, seed=0)
 def test_api_returns_same_shape_and_dtype_or_raises_our_error(denoisers, shape, dtype, values, poison, r3, seed):
     rng = np.random.default_rng(seed)
@@ -96,7 +97,7 @@ def test_api_returns_same_shape_and_dtype_or_raises_our_error(denoisers, shape, 
     if out.dtype.kind == "f" and valid:
         assert np.isfinite(out).all()
     if len(shape) == 3 and shape[2] in (2, 4):
-        assert np.array_equal(out[..., -1], image[..., -1])  # alpha untouched
+        assert np.array_equal(out[..., -1], image[..., -1], equal_nan=out.dtype.kind in "fc")  # alpha untouched, NaN too
     assert np.array_equal(image, original) or image.dtype.kind == "f" and np.isnan(original).any()  # input kept
 
 
