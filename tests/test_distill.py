@@ -144,6 +144,51 @@ def test_fine_patterns_are_gratings_and_lattices_at_any_orientation():
     assert np.ptp(lattice_angles) > 45  # lattices turned every way, not only upright checkerboards
 
 
+def test_simulated_pairs_are_clean_photos_with_camera_noise_and_their_noiseless_capture_as_every_target(tmp_path):
+    from .helpers import png
+
+    colour = np.array([180, 150, 120], np.uint8)
+    png(tmp_path / "flat.png", np.broadcast_to(colour, (80, 90, 3)).copy())  # flat: what differs is noise
+    real = [Sample("a", lambda: noisy_image(64, 64), None)]
+    plain = NoisyCrops(real, crop=32, seed=1, targets=_NoisyAsTarget())
+    mixed = NoisyCrops(real, crop=32, seed=1, targets=_NoisyAsTarget(), simulated=0.5, clean_photos=[tmp_path / "flat.png"])
+    simulated = 0
+    for k in range(40):
+        noisy, targets = mixed[k]
+        assert noisy.shape == (3, 32, 32) and targets.shape == (2, 3, 32, 32)
+        assert torch.equal(noisy, noisy.round())  # 8-bit, as the camera saved it
+        if torch.equal(targets[0], targets[1]):  # one noiseless capture for every teacher setting
+            simulated += 1
+            target_colour = targets[0].mean((1, 2))
+            assert (target_colour - torch.tensor(colour, dtype=torch.float32)).abs().max() < 4  # the photo's colour
+            assert float((noisy - targets[0]).std()) > 0.3  # with noise on it
+            # noise, not a colour shift: the tone curve and clipping bend heavy noise's mean, by little against it
+            noise = (noisy - targets[0]).std((1, 2))
+            assert ((noisy.mean((1, 2)) - target_colour).abs() < 2 + 0.5 * noise).all()
+        else:  # the real crops draw differently, but are still real crops with their own targets
+            assert torch.equal(targets[1], targets[0] + 7) and torch.equal(targets[0], noisy)
+    assert 10 <= simulated <= 30  # about half
+    assert all(torch.equal(a, b) for a, b in zip(mixed[5], mixed[5]))  # a pure function of (seed, index)
+    assert torch.equal(NoisyCrops(real, crop=32, seed=1, targets=_NoisyAsTarget(), simulated=0.0,
+                                  clean_photos=[tmp_path / "flat.png"])[3][0], plain[3][0])  # none asked: as before
+    with pytest.raises(ValueError, match="clean photos"):
+        NoisyCrops(real, crop=32, targets=_NoisyAsTarget(), simulated=0.5)
+
+
+def test_distill_with_simulated_pairs_needs_clean_photos_and_leaves_out_excluded_ones(tmp_path):
+    from lgbpn.train.trainer import collect_clean_photos
+
+    from .helpers import png
+
+    (tmp_path / "clean").mkdir()
+    for name in ("NikonD800_a.png", "Canon_b.png"):
+        png(tmp_path / "clean" / name, noisy_image(40, 40))
+    config = make_config("lgbpn-fast", simulated=0.5, clean_data=[str(tmp_path / "clean")], exclude=["*NikonD800*"])
+    assert collect_clean_photos(config) == [tmp_path / "clean" / "Canon_b.png"]
+    with pytest.raises(ConfigError, match="--clean"):
+        collect_clean_photos(make_config("lgbpn-fast", simulated=0.5))
+
+
 def test_a_students_range_counts_the_heaviest_extra_noise(tmp_path):
     cache = TargetCache(tmp_path, tiny_model("lgbpn-s"), [TeacherSetting("sidd")])
     samples = [Sample("light", lambda: noisy_scene(2, 96), None)]
@@ -174,6 +219,27 @@ def test_student_distils_end_to_end_and_resumes_exactly(tmp_path, shared_data):
     assert student.corrections_learnt
     # ... and name their teacher and the noise of the noisiest training image (SIDD: sigma 10 to 29).
     assert student.teacher == str((Path.cwd() / "tiny").resolve()) and 20 < student.noise_sigma_max < 40
+
+
+@pytest.mark.slow
+def test_a_noise_aware_student_distils_from_real_and_simulated_pairs(tmp_path):
+    from lgbpn.data.crops import heaviest_simulated_noise
+
+    from .helpers import png
+
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "clean").mkdir()
+    png(tmp_path / "photos" / "a.png", noisy_scene(3, 64))
+    png(tmp_path / "clean" / "b.png", noisy_image(64, 80))
+    config = make_config(arch="unet", model=dict(STUDENT, noise_aware=True), steps=3, crop=32, batch=4, lr=1e-3,
+                         val_every=100, checkpoint_every=3, log_every=1, teacher="tiny", teacher_settings=["sidd"],
+                         simulated=0.5, clean_data=[str(tmp_path / "clean")])
+    cache = TargetCache(tmp_path / "targets", tiny_model("lgbpn-s"), [TeacherSetting("sidd")])
+    summary = train([tmp_path / "photos"], tmp_path / "run", config, progress=False, targets=cache)
+    assert summary["step"] == 3 and summary["model"].noise_level is None  # told per batch, then let go
+    student = load_model(tmp_path / "run" / "last.safetensors")
+    assert student.noise_aware and student.noise_sigma_max == pytest.approx(heaviest_simulated_noise(), abs=1e-3)
+    assert student.noise_sigma_max > 20  # the simulated cameras' top ISO, far above this photo's sigma 3
 
 
 def test_a_student_of_corrected_targets_is_not_corrected_again(tmp_path):

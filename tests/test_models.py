@@ -252,3 +252,32 @@ def test_the_torch_free_preset_choices_name_every_lgbpn_preset():
     from lgbpn.options import PRESET_CHOICES
 
     assert set(PRESET_CHOICES) == {"auto", *PRESETS}  # the CLI lists them without importing torch
+
+
+def test_a_noise_aware_student_hears_each_whole_images_measured_noise(tmp_path):
+    """Its output follows the level it is told; tiles hear the whole image's level, so tiling stays exact;
+    and the level survives a save and load with the weights' settings."""
+    from lgbpn.noise import noise_levels
+    from lgbpn.tiling import denoise_tiled
+
+    from .helpers import noisy_scene
+
+    model = small_model("unet-half", noise_aware=True).eval()
+    with torch.no_grad():
+        model.inp.weight[:, -1] += 0.5  # the level's input weights: untrained ones may be ~0
+    x = torch.from_numpy(noisy_scene(8, 96)).permute(2, 0, 1).float()[None]
+    with pytest.raises(RuntimeError, match="noise level"):
+        model(x)
+    whole = denoise_tiled(model, x, precision="fp32", tile=96)
+    tiled = denoise_tiled(model, x, precision="fp32", tile=32, overlap=model.context())
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-4)
+    with torch.no_grad():
+        model.noise_level = noise_levels(x)
+        assert 6 < float(model.noise_level[0]) < 10  # the scene's noise, measured
+        told = model(x)
+        model.noise_level = model.noise_level * 3
+        louder = model(x)
+    torch.testing.assert_close(whole, told, rtol=0, atol=1e-4)
+    assert (louder - told).abs().mean() > 0.1 and model.noise_level is not None
+    save_weights(model, tmp_path / "aware.safetensors")
+    assert load_model(tmp_path / "aware.safetensors").noise_aware

@@ -153,8 +153,13 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
 @click.option("--adapt", type=int, default=0, callback=_not_negative,
               help="First fine-tune the teacher on the --data images for N self-supervised steps (a camera it never "
                    "saw); the adapted teacher is saved in the run folder and becomes the run's teacher.")
+@click.option("--clean", "clean_data", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of clean photos for simulated pairs (camera noise simulated on them, the clean photo the "
+                   "target; scripts/build_clean_corpus.py builds a freely licensed set); repeat for several.")
+@click.option("--simulated", type=click.FloatRange(0, 1),
+              help="Share of the crops that are simulated pairs from --clean photos [the recipe's].")
 def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, exclude, init, resume,
-            stop_at, seed, threads, precision, teacher, teacher_settings, adapt):
+            stop_at, seed, threads, precision, teacher, teacher_settings, adapt, clean_data, simulated):
     """Distil a blind-spot teacher into a small ordinary network that is fast (no clean images needed)."""
     from .train.config import distill_recipe
     from .train.distill import ADAPTED_TEACHER, TargetCache, TeacherSetting, adapt_teacher, load_teacher
@@ -162,7 +167,8 @@ def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, worker
 
     settings = dict(arch=arch, preset=preset, steps=steps, crop=crop, batch=batch, lr=lr, workers=workers,
                     val_every=val_every, seed=seed, precision=precision, exclude=list(exclude) or None, teacher=teacher,
-                    teacher_settings=teacher_settings.split(",") if teacher_settings else None)
+                    teacher_settings=teacher_settings.split(",") if teacher_settings else None,
+                    clean_data=[str(folder) for folder in clean_data] or None, simulated=simulated)
 
     def run(config):
         if not config.teacher or not config.teacher_settings:

@@ -8,6 +8,7 @@ give sigma^2. Flat content is found in blocks whose smoothed image varies least 
 noise, not the structure); blocks with clipped pixels are left out, as clipping hides the noise.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -78,6 +79,27 @@ def noise_profile(image: torch.Tensor, peak: float = 255.0) -> NoiseProfile:
 def measure_noise(image: torch.Tensor) -> NoiseProfile | None:
     """noise_profile of a (C, H, W) 0..255 image, or None for an image too small to measure."""
     return noise_profile(image) if min(image.shape[-2:]) >= 2 * BLOCK else None
+
+
+def noise_levels(batch: torch.Tensor) -> torch.Tensor:
+    """(B,) noise sigma of each (C, H, W) 0..255 image of a batch, as a noise-aware network is told it
+    (0 for an image too small to measure)."""
+    profiles = [measure_noise(image) for image in batch]
+    return torch.tensor([p.sigma if p is not None else 0.0 for p in profiles], dtype=torch.float32)
+
+
+@contextmanager
+def told_noise(model: torch.nn.Module, batch: torch.Tensor):
+    """Within: a noise-aware network (`noise_aware`) is told the noise of each image of `batch` (B, C, H, W),
+    measured on what it is given (a whole image at inference, so every tile hears the same; a crop in training)."""
+    if not getattr(model, "noise_aware", False):
+        yield
+        return
+    model.noise_level = noise_levels(batch)
+    try:
+        yield
+    finally:
+        model.noise_level = None
 
 
 def auto_preset(image: torch.Tensor, corrected: bool) -> tuple[str, NoiseProfile | None]:

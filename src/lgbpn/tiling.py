@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .nn.pd import pad_reflect_any
 from .nn.r3 import denoise_r3, r3_masks
+from .noise import told_noise
 from .options import DEFAULT_OVERLAP, DEFAULT_TILE, InferenceOptions
 from .precision import autocast, resolve_precision
 
@@ -71,7 +72,7 @@ def denoise_tiled(model: nn.Module, x: torch.Tensor, options: InferenceOptions |
     rows, cols = plan_tiles(model, *x.shape[-2:], options.tile, options.overlap)
     out = torch.empty_like(x)
     bar = tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress, leave=False)
-    with bar, _precision(model, resolve_precision(options.precision, x.device), x.device):
+    with bar, told_noise(model, x), _precision(model, resolve_precision(options.precision, x.device), x.device):
         for y0, y1, cy0, cy1 in rows:
             for x0, x1, cx0, cx1 in cols:
                 window = x[..., y0:y1, x0:x1]

@@ -8,6 +8,8 @@ global batch equals the single-process one whatever the number of ranks.
 import io
 import warnings
 from collections import OrderedDict
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,9 +17,11 @@ from PIL import Image as PILImage
 from torch.utils.data import Dataset, Sampler
 
 from ..layout import to_channels_first
+from ..noise import measure_noise
 from ..scale import to_model_scale
 from ..synthetic import camera_noise
-from .formats import Sample
+from .camera import ISO_RANGE, sample_camera, simulate
+from .formats import Sample, read_rgb
 
 CACHE_BYTES = 2 << 30  # decoded images kept in memory per process
 # Extra camera noise for a distillation's inputs: photons at white drawn log-uniformly in this range
@@ -28,6 +32,9 @@ EXTRA_NOISE_JPEG_QUALITY = (70, 98)
 # Extra structure for a distillation's crops: a fine periodic pattern (a grille, a fabric), this
 # strong in grey levels, over part of the crop, added alike to the input and its targets.
 EXTRA_PATTERN_AMPLITUDE = (4.0, 40.0)
+# A simulated crop is cut this much larger on each side, then trimmed: demosaicking and the in-camera
+# filters see the photo around it, as in a whole photo, instead of a mirrored border.
+SIMULATION_MARGIN = 8
 
 
 class NoisyCrops(Dataset):
@@ -40,55 +47,59 @@ class NoisyCrops(Dataset):
     textures that its training photos do not hold. With `extra_pattern` > 0, that share of the crops get
     a fine periodic pattern added to the input and its targets alike: structure above the noise,
     which the student must keep, of a kind its training photos may not hold.
+
+    With `simulated` > 0 (and targets), that share of the items are instead clean photos (`clean_photos`,
+    image files) given a simulated camera's noise (data/camera.py), each target the same capture without
+    the noise: the noise of cameras, ISOs and in-camera pipelines that the training photos do not hold,
+    learnt with exact targets.
     """
 
     def __init__(self, samples: list[Sample], crop: int, seed: int = 0, targets=None, extra_noise: float = 0.0,
-                 extra_pattern: float = 0.0):
+                 extra_pattern: float = 0.0, simulated: float = 0.0, clean_photos: list[Path] = ()):
         if not samples:
             raise ValueError("no training images")
+        if simulated and (targets is None or not clean_photos):
+            raise ValueError("simulated pairs need clean photos and a distillation's targets")
         self.samples, self.crop, self.seed, self.targets = samples, crop, seed, targets
         self.extra_noise, self.extra_pattern = extra_noise, extra_pattern
-        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+        self.simulated, self.clean_photos = simulated, list(clean_photos)
+        self._cache: OrderedDict[object, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._warned: set[int] = set()
 
     def __len__(self) -> int:
         return 1 << 62  # indices are global sample numbers, drawn by StepSampler
 
-    def _image(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The decoded noisy image (H, W, C) and its targets (S, H, W, C) or None, kept in memory."""
-        if i in self._cache:
-            self._cache.move_to_end(i)
-            return self._cache[i]
-        image = self.samples[i].noisy()
-        if image.ndim == 2:
-            image = image[..., None]
-        targets = self.targets.targets(image) if self.targets is not None else None
-        self._cache[i] = image, targets
+    def _cached(self, key, load) -> tuple[np.ndarray, np.ndarray | None]:
+        """load() -> (image, targets or None), kept in memory (least recently used dropped first)."""
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        self._cache[key] = load()
         while sum(a.nbytes for pair in self._cache.values() for a in pair if a is not None) > CACHE_BYTES \
                 and len(self._cache) > 1:
             self._cache.popitem(last=False)
-        return image, targets
+        return self._cache[key]
+
+    def _image(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The decoded noisy image (H, W, C) and its targets (S, H, W, C) or None, kept in memory."""
+        def load():
+            image = self.samples[i].noisy()
+            image = image[..., None] if image.ndim == 2 else image
+            return image, self.targets.targets(image) if self.targets is not None else None
+
+        return self._cached(i, load)
 
     def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, index])
+        if self.simulated and rng.random() < self.simulated:
+            return self._simulated_pair(rng)
         i = int(rng.integers(len(self.samples)))
         image, targets = self._image(i)
         h, w = image.shape[:2]
         if (h < self.crop or w < self.crop) and i not in self._warned:
             self._warned.add(i)
             warnings.warn(f"{self.samples[i].name}: {h}x{w} is smaller than the {self.crop} crop; mirrored to fit")
-        y = int(rng.integers(max(1, h - self.crop + 1)))
-        x = int(rng.integers(max(1, w - self.crop + 1)))
-        turns, flip = int(rng.integers(4)), bool(rng.integers(2))
-
-        def cut(array: np.ndarray) -> np.ndarray:  # (H, W, C) -> (crop, crop, C), turned and flipped
-            patch = array[y : y + self.crop, x : x + self.crop]
-            if patch.shape[0] < self.crop or patch.shape[1] < self.crop:
-                patch = np.pad(patch, ((0, self.crop - patch.shape[0]), (0, self.crop - patch.shape[1]), (0, 0)),
-                               mode="symmetric")
-            patch = np.rot90(patch, turns)
-            return patch[:, ::-1] if flip else patch
-
+        cut = random_cut(rng, h, w, self.crop)
         noisy = to_model_scale(cut(image))
         target_crops = None if targets is None else np.stack([cut(t) for t in targets])
         if target_crops is not None and self.extra_pattern and rng.random() < self.extra_pattern:
@@ -100,6 +111,35 @@ class NoisyCrops(Dataset):
         if target_crops is None:
             return noisy
         return noisy, to_channels_first(target_crops)
+
+    def _simulated_pair(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A crop of a clean photo through a simulated camera: (noisy, its noiseless capture as every target)."""
+        j = int(rng.integers(len(self.clean_photos)))
+        photo, _ = self._cached(("clean", j), lambda: (read_rgb(self.clean_photos[j]), None))
+        size = self.crop + 2 * SIMULATION_MARGIN
+        patch = random_cut(rng, *photo.shape[:2], size)(photo)
+        noisy, clean = simulate(to_model_scale(patch) / np.float32(255), rng)
+        inner = slice(SIMULATION_MARGIN, SIMULATION_MARGIN + self.crop)
+        noisy, clean = to_model_scale(noisy[inner, inner]), clean[inner, inner] * np.float32(255)
+        settings = len(self._image(0)[1])  # one target per teacher setting, as the real crops have
+        return to_channels_first(noisy), to_channels_first(np.repeat(clean[None], settings, axis=0))
+
+
+def random_cut(rng: np.random.Generator, h: int, w: int, crop: int):
+    """A function that cuts one random crop x crop window, turned and flipped alike, from any (H, W, C) array
+    of that size (mirrored to fit where the image is smaller)."""
+    y = int(rng.integers(max(1, h - crop + 1)))
+    x = int(rng.integers(max(1, w - crop + 1)))
+    turns, flip = int(rng.integers(4)), bool(rng.integers(2))
+
+    def cut(array: np.ndarray) -> np.ndarray:
+        patch = array[y : y + crop, x : x + crop]
+        if patch.shape[0] < crop or patch.shape[1] < crop:
+            patch = np.pad(patch, ((0, crop - patch.shape[0]), (0, crop - patch.shape[1]), (0, 0)), mode="symmetric")
+        patch = np.rot90(patch, turns)
+        return patch[:, ::-1] if flip else patch
+
+    return cut
 
 
 def with_camera_noise(noisy: np.ndarray, rng: np.random.Generator, photons: float | None = None,
@@ -145,6 +185,19 @@ def fine_pattern(rng: np.random.Generator, size: int, channels: int) -> np.ndarr
 def heaviest_extra_noise(noisy: np.ndarray, seed: int = 0) -> np.ndarray:
     """The image with the heaviest extra noise a crop can get (no JPEG): the top of a student's range."""
     return with_camera_noise(noisy, np.random.default_rng(seed), photons=EXTRA_NOISE_PHOTONS[0], jpeg=False)
+
+
+def heaviest_simulated_noise(cameras: int = 32, seed: int = 0) -> float:
+    """The noise sigma (0..255) that simulated pairs reach: the 90th percentile over random cameras at the
+    top ISO of a flat mid-grey capture (no in-camera noise reduction, no JPEG): the top of a student's range."""
+    rng = np.random.default_rng(seed)
+    grey = np.full((64, 64, 3), 0.5, np.float32)
+    sigmas = []
+    for _ in range(cameras):
+        camera = replace(sample_camera(rng, iso=ISO_RANGE[1]), luma_nr=0.0, chroma_blur=0.0, jpeg_quality=None)
+        noisy, _ = simulate(grey, rng, camera)
+        sigmas.append(measure_noise(to_channels_first(to_model_scale(noisy))).sigma)
+    return float(np.percentile(sigmas, 90))
 
 
 class StepSampler(Sampler[int]):

@@ -41,6 +41,9 @@ class DenoisingNetwork(nn.Module, ABC):
     # heavier noise goes to the teacher (noise.STUDENT_NOISE_MARGIN).
     teacher: str | None = None
     noise_sigma_max: float | None = None
+    # A noise-aware network is told the noise sigma (0..255) of each image in the batch as `noise_level`, a
+    # (B,) tensor: `tiling.denoise_tiled` measures it on the whole image, training on each crop.
+    noise_aware: bool = False
     arch_name: str
     arch_config: dict
 

@@ -28,6 +28,7 @@ SCALE = 2 ** (LEVELS - 1)
 # Peak activations of one pass, floats per pixel per base channel (measured: ~6 full-resolution
 # feature maps alive at once, plus the smaller levels).
 FLOATS_PER_PIXEL_PER_CHANNEL = 10
+NOISE_LEVEL_SCALE = 25.0  # a noise-aware student sees sigma / this as one more input channel: ~0..1 for photos
 
 
 class ResidualBlock(nn.Module):
@@ -56,11 +57,13 @@ class UNetStudent(DenoisingNetwork):
     blind_spot = False
 
     def __init__(self, in_ch: int = 3, base_ch: int = 24, middle_blocks: int = 2, preset: str = "sidd",
-                 normalize: bool = True, unshuffle: int = 1):
+                 normalize: bool = True, unshuffle: int = 1, noise_aware: bool = False):
         super().__init__(preset=preset, normalize=normalize)
         c = base_ch
         self.unshuffle = unshuffle
-        self.inp = nn.Conv2d(in_ch * unshuffle**2, c, 3, padding=1)
+        self.noise_aware = noise_aware
+        self.noise_level: torch.Tensor | None = None
+        self.inp = nn.Conv2d(in_ch * unshuffle**2 + noise_aware, c, 3, padding=1)
         self.enc1 = ResidualBlock(c)
         self.down1 = nn.Conv2d(c, 2 * c, 2, stride=2)
         self.enc2 = ResidualBlock(2 * c)
@@ -76,12 +79,22 @@ class UNetStudent(DenoisingNetwork):
         h, w = x.shape[-2:]
         scale = SCALE * self.unshuffle
         padded = F.pad(x, (0, -w % scale, 0, -h % scale), mode="reflect")
-        e1 = self.enc1(self.inp(F.pixel_unshuffle(padded, self.unshuffle)))
+        z = F.pixel_unshuffle(padded, self.unshuffle)
+        if self.noise_aware:
+            z = torch.cat([z, self._level_map(z)], 1)
+        e1 = self.enc1(self.inp(z))
         e2 = self.enc2(self.down1(e1))
         m = self.middle(self.down2(e2))
         d2 = self.dec2(self.up2(m) + e2)
         d1 = self.dec1(self.up1(d2) + e1)
         return (padded + F.pixel_shuffle(self.out(d1), self.unshuffle))[..., :h, :w]  # a residual: the network predicts the noise
+
+    def _level_map(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 1, h, w): each image's told noise level, scaled, as a constant plane."""
+        if self.noise_level is None:
+            raise RuntimeError("a noise-aware network runs only with the noise level of its input set (noise_level)")
+        level = self.noise_level.to(z.device, z.dtype).reshape(-1, 1, 1, 1).expand(z.shape[0], 1, *z.shape[-2:])
+        return level / NOISE_LEVEL_SCALE
 
     def context(self) -> int:
         # Measured (tests/test_models.py): a pixel reaches 15 + 8 * middle_blocks pixels of the (unshuffled)

@@ -64,6 +64,10 @@ class TrainConfig:
     extra_noise: Annotated[float, Field(ge=0, le=1)] = 0.0
     # Share of the student's crops given a fine periodic pattern, on the input and targets alike (data/crops.py).
     extra_pattern: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # Share of the student's crops that are clean photos (from the `clean_data` folders; `exclude` applies)
+    # given a simulated camera's noise, their target the noiseless capture (data/camera.py).
+    simulated: Annotated[float, Field(ge=0, le=1)] = 0.0
+    clean_data: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -27,13 +27,14 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..corrections import finish_output
-from ..data.crops import NoisyCrops, StepSampler
+from ..data.crops import NoisyCrops, StepSampler, heaviest_simulated_noise
 from ..data.formats import Sample, discover
 from ..errors import ConfigError, DataError, LgbpnError
-from ..io import atomic_path
+from ..io import atomic_path, find_images
 from ..layout import to_channels_first, to_channels_last
 from ..metrics import psnr, ssim
 from ..models.registry import build_model
+from ..noise import told_noise
 from ..precision import autocast, resolve_precision
 from ..scale import to_model_scale
 from ..tiling import denoise_tiled
@@ -128,6 +129,18 @@ def collect_samples(paths: list[Path], exclude: list[str] = ()) -> list[Sample]:
     if samples and not kept:
         raise DataError(f"{', '.join(map(str, paths))}: every image matches the exclude patterns {list(exclude)}")
     return kept
+
+
+def collect_clean_photos(config: TrainConfig) -> list[Path]:
+    """The clean photos that a distillation's simulated pairs come from: `clean_data`, less `exclude`."""
+    if not config.clean_data:
+        raise ConfigError(f"simulated {config.simulated} needs clean photos (--clean DIR; "
+                          "scripts/build_clean_corpus.py builds a freely licensed set)")
+    photos = [path for path, name in find_images([Path(folder) for folder in config.clean_data])
+              if not any(fnmatch.fnmatch(str(name), pattern) for pattern in config.exclude)]
+    if not photos:
+        raise DataError(f"{', '.join(config.clean_data)}: no clean photos (after the exclude patterns {config.exclude})")
+    return photos
 
 
 def validation_subset(samples: list[Sample], count: int) -> list[Sample]:
@@ -254,11 +267,14 @@ def train(
     val_samples = [s for s in (collect_samples(val) if val else samples) if s.clean is not None]
     val_samples = validation_subset(val_samples, config.val_images)
     precision = resolve_precision(config.precision, device)
+    clean_photos = collect_clean_photos(config) if targets is not None and config.simulated else []
     noisiest = None
     if targets is not None:  # every teacher output before the first step; other ranks wait, then read them
         if rank == 0:
             targets.teacher.to(device)
             noisiest = targets.fill(samples, progress=progress, extra_noise=config.extra_noise > 0)
+            if clean_photos:
+                noisiest = max(noisiest, heaviest_simulated_noise())
         if world > 1:
             dist.barrier()
 
@@ -295,7 +311,7 @@ def train(
     if end <= start:
         raise ConfigError(f"{out}: the run is at step {start}; nothing to do up to step {end}")
     crops = NoisyCrops(samples, config.crop, config.seed, targets, config.extra_noise if targets is not None else 0.0,
-                       config.extra_pattern)
+                       config.extra_pattern, config.simulated, clean_photos)
     loader = DataLoader(
         crops,
         batch_size=config.batch // world,
@@ -333,7 +349,8 @@ def train(
                     loss = self_supervised_loss(net, batch.to(device, memory_format=layout))
                 else:
                     x, wanted = batch
-                    loss = distill_loss(net, x.to(device, memory_format=layout), wanted.to(device))
+                    with told_noise(model, x):  # a noise-aware student hears each crop's own measured noise
+                        loss = distill_loss(net, x.to(device, memory_format=layout), wanted.to(device))
             if not torch.isfinite(loss):
                 bar.close()
                 kept = (f"last good checkpoint {checkpoint} (step {saved['step']}) kept" if saved["step"] is not None
