@@ -295,7 +295,7 @@ def demo(output, model):
     """Denoise a built-in photo with realistic camera noise (no files needed) and score it."""
     from .demo import run_demo
 
-    run_demo(model.load(progress=True), output)
+    run_demo(model.load(progress=True), output, model.source())
 
 
 @main.command()
