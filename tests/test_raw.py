@@ -115,6 +115,7 @@ def test_raw_suffixes_are_found_in_folders_in_any_case(tmp_path):
     assert [p.name for p in image_files(tmp_path)] == names[:8]
 
 
+@pytest.mark.slow
 def test_denoise_a_dng_writes_a_16_bit_tiff_beside_a_png_and_jpeg_on_request(tmp_path):
     src = write_dng(tmp_path / "x.dng", orientation=8)
     result = run_cli("denoise", src, "-o", tmp_path / "out/")
@@ -131,6 +132,7 @@ def test_denoise_a_dng_writes_a_16_bit_tiff_beside_a_png_and_jpeg_on_request(tmp
         assert read_image(tmp_path / name).pixels.dtype == dtype
 
 
+@pytest.mark.slow
 def test_a_raw_file_libraw_cannot_read_is_one_line_and_the_batch_goes_on(tmp_path, capfd):
     folder = tmp_path / "shots"
     folder.mkdir()

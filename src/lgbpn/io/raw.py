@@ -36,7 +36,7 @@ def read_raw(path: Path, head: bytes) -> Image:
             check_size(path, raw.sizes.height, raw.sizes.width)  # before developing it
             pixels = raw.postprocess(use_camera_wb=True, output_color=rawpy.ColorSpace.sRGB, output_bps=16,
                                      no_auto_bright=True, gamma=SRGB_GAMMA)
-            fields = libraw_fields(raw)
+            exif = _exif(path, head, raw)
     except (ImageReadError, MemoryError):
         raise
     except Exception as e:  # LibRaw's error types, and whatever a damaged file sets off
@@ -44,12 +44,16 @@ def read_raw(path: Path, head: bytes) -> Image:
         why = "; ".join(line.removeprefix(f"{path}: ") for line in said) or one_line(
             e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else e)
         raise ImageReadError(f"{path}: LibRaw cannot read this {kind} camera raw file, damaged or unsupported ({why})") from e
-    try:
-        exif = make_exif(fields | _file_exif(path, head))
-    except Exception as e:  # exifread and Pillow raise all kinds of types on damaged data
-        warnings.warn(f"{path}: damaged EXIF metadata dropped ({one_line(e)})", stacklevel=3)
-        exif = None
     return Image(pixels, None, path, kind, exif)
+
+
+def _exif(path: Path, head: bytes, raw) -> bytes | None:
+    """The EXIF block to write back: the file's own fields where exifread finds them, else LibRaw's."""
+    try:
+        return make_exif(libraw_fields(raw) | _file_exif(path, head))
+    except Exception as e:  # LibRaw's dates, exifread and Pillow raise all kinds of types on damaged data
+        warnings.warn(f"{path}: damaged EXIF metadata dropped ({one_line(e)})", stacklevel=4)
+        return None
 
 
 @contextmanager
@@ -57,8 +61,13 @@ def _libraw_says(said: list[str]) -> Iterator[None]:
     """Catch what LibRaw prints on the process's stderr (a damaged file's complaints) into `said` while it
     reads a file, for the file's one-line error: the user sees one line per bad file, not LibRaw's too.
     Text that another thread wrote meanwhile is written back when the file reads well."""
-    sys.stderr.flush()
-    real = os.dup(2)
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
+        real = os.dup(2)
+    except OSError:  # no stderr at all (a daemon): nothing to catch
+        yield
+        return
     with tempfile.TemporaryFile() as catcher:
         os.dup2(catcher.fileno(), 2)
         failed = True
