@@ -10,6 +10,7 @@ fields it lacks: for RAF and CR3 that is all there is, without camera make and m
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from .exif import FIELDS, make_exif
 from .image import Image, check_size
 
 SRGB_GAMMA = (2.4, 12.92)  # LibRaw's (power, toe slope); its default is BT.709's curve
+_STDERR_SWAP = threading.Lock()
 
 
 def read_raw(path: Path, head: bytes) -> Image:
@@ -60,7 +62,13 @@ def _exif(path: Path, head: bytes, raw) -> bytes | None:
 def _libraw_says(said: list[str]) -> Iterator[None]:
     """Catch what LibRaw prints on the process's stderr (a damaged file's complaints) into `said` while it
     reads a file, for the file's one-line error: the user sees one line per bad file, not LibRaw's too.
-    Text that another thread wrote meanwhile is written back when the file reads well."""
+    Text that another thread wrote meanwhile is written back when the file reads well. One file at a time:
+    two threads swapping the process's stderr would lose it."""
+    with _STDERR_SWAP:
+        yield from _catch_stderr(said)
+
+
+def _catch_stderr(said: list[str]) -> Iterator[None]:
     if sys.stderr is not None:
         sys.stderr.flush()
     try:
