@@ -1,6 +1,8 @@
 """Camera raw files: DNGs made here (an RGGB mosaic of known colour patches with the DNG tags a camera
 writes), developed through rawpy (LibRaw) by read_image and by `lgbpn denoise`."""
 
+import struct
+
 import numpy as np
 import pytest
 import rawpy
@@ -36,10 +38,10 @@ def rationals(values, denominator=10_000) -> list[int]:
     return [n for v in values for n in (round(v * denominator), denominator)]
 
 
-def write_dng(path, orientation: int = 1):
+def write_dng(path, orientation: int = 1, with_exif: bool = True):
     """A DNG of scene() as a camera with sRGB primaries records it under the shot's light (each channel scaled by
-    NEUTRAL): RGGB mosaic, black and white levels, ColorMatrix1 (XYZ to camera under D65), AsShotNeutral, EXIF
-    in the main directory."""
+    NEUTRAL): RGGB mosaic, black and white levels, ColorMatrix1 (XYZ to camera under D65), AsShotNeutral, make
+    and model in the main directory, exposure in an EXIF sub-directory at the end of the file (if `with_exif`)."""
     linear = np.where(scene() <= 0.04045, scene() / 12.92, ((scene() + 0.055) / 1.055) ** 2.4) * NEUTRAL
     channel = np.array([[0, 1], [1, 2]])[np.arange(HEIGHT)[:, None] % 2, np.arange(WIDTH) % 2]  # RGGB
     mosaic = np.take_along_axis(linear, channel[..., None], axis=2)[..., 0]
@@ -55,10 +57,39 @@ def write_dng(path, orientation: int = 1):
         (50778, "H", 1, 21),  # CalibrationIlluminant1: D65
         (50728, "2I", 3, rationals(NEUTRAL)),  # AsShotNeutral
         (306, "s", 0, "2024:05:06 07:08:09"),  # DateTime
-        (33434, "2I", 1, (1, 250)), (33437, "2I", 1, (28, 10)), (34855, "H", 1, 800), (37386, "2I", 1, (50, 1)),
+        (34666, "I", 1, 0),  # becomes ExifIFD (34665, which tifffile does not write), the sub-directory's offset
     ]
-    tifffile.imwrite(path, cfa, photometric=32803, subfiletype=0, extratags=[(*t, True) for t in tags])
+    tifffile.imwrite(path, cfa, photometric=32803, subfiletype=0,
+                     extratags=[(*t, True) for t in (tags if with_exif else tags[:-1])])
+    if not with_exif:
+        return path
+    with tifffile.TiffFile(path) as tif:
+        entry = tif.pages[0].tags[34666].offset
+    with open(path, "r+b") as f:
+        end = f.seek(0, 2)
+        f.write(exif_directory(end))
+        f.seek(entry)
+        f.write(struct.pack("<HHII", 34665, 4, 1, end))  # tag, LONG, count, value
     return path
+
+
+def exif_directory(start: int) -> bytes:
+    """A little-endian EXIF sub-directory, as a camera writes one, to lie at file offset `start`: exposure
+    1/250 s, f/2.8, program, ISO 800, date taken, 50 mm."""
+    # ExposureTime, FNumber, ExposureProgram (2: normal; LibRaw does not give it), ISOSpeedRatings,
+    # DateTimeOriginal, FocalLength
+    entries = [(33434, 5, (1, 250)), (33437, 5, (28, 10)), (34850, 3, 2), (34855, 3, 800),
+               (36867, 2, b"2024:05:06 07:08:09\0"), (37386, 5, (50, 1))]
+    data_at = start + 2 + 12 * len(entries) + 4
+    table, data = b"", b""
+    for tag, kind, value in entries:
+        if kind == 3:  # a short fits in the entry
+            table += struct.pack("<HHIHH", tag, kind, 1, value, 0)
+        else:
+            blob = struct.pack("<II", *value) if kind == 5 else value
+            table += struct.pack("<HHII", tag, kind, 1 if kind == 5 else len(blob), data_at + len(data))
+            data += blob
+    return struct.pack("<H", len(entries)) + table + b"\0\0\0\0" + data
 
 
 def patch_means(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -95,7 +126,7 @@ def test_a_raw_files_exif_is_kept_upright_in_tiff_png_and_jpeg(tmp_path):
         assert (fields[Base.Make], fields[Base.Model]) == ("Lgbpn", "TestCam 1"), suffix
         assert fields[Base.ISOSpeedRatings] == 800 and fields[Base.FNumber] == 2.8, suffix
         assert fields[Base.ExposureTime] == 1 / 250 and fields[Base.FocalLength] == 50, suffix
-        assert fields[Base.DateTimeOriginal] == "2024:05:06 07:08:09", suffix
+        assert fields[Base.DateTimeOriginal] == "2024:05:06 07:08:09" and fields[Base.ExposureProgram] == 2, suffix
     assert tifffile.imread(tmp_path / "out.tif").dtype == np.uint16
 
 
@@ -104,8 +135,8 @@ def test_libraw_reads_the_exposure_fields_exifread_cannot_for_raf_and_cr3(tmp_pa
     with rawpy.imread(str(write_dng(tmp_path / "shot.dng"))) as raw:
         fields = libraw_fields(raw)
     assert fields[Base.ExposureTime] == pytest.approx(1 / 250) and fields[Base.FNumber] == pytest.approx(2.8)
-    assert fields[Base.FocalLength] == 50 and fields[Base.DateTimeOriginal] == "2024:05:06 07:08:09"
-    assert Base.ISOSpeedRatings not in fields  # LibRaw reads ISO from the EXIF sub-directory only
+    assert fields[Base.FocalLength] == 50 and fields[Base.ISOSpeedRatings] == 800
+    assert fields[Base.DateTimeOriginal] == "2024:05:06 07:08:09" and Base.Make not in fields
 
 
 def test_raw_suffixes_are_found_in_folders_in_any_case(tmp_path):
@@ -138,7 +169,8 @@ def test_a_raw_file_libraw_cannot_read_is_one_line_and_the_batch_goes_on(tmp_pat
     folder.mkdir()
     write_dng(folder / "good.dng")
     (folder / "text.NEF").write_text("not a raw file")
-    (folder / "cut.dng").write_bytes((folder / "good.dng").read_bytes()[:3000])  # truncated in its pixels
+    # Truncated in its pixels, its tags whole: LibRaw prints its complaint.
+    (folder / "cut.dng").write_bytes(write_dng(tmp_path / "no_exif.dng", with_exif=False).read_bytes()[:3000])
     with pytest.raises(ImageReadError, match="cut.dng: .*Unexpected end of file"):
         read_image(folder / "cut.dng")
     result = run_cli("denoise", folder, "-o", tmp_path / "out")
