@@ -24,7 +24,7 @@ class Job:
 
 
 def _output_suffix(source: Path) -> str:
-    """The input's own format where we write it; a camera raw file becomes a 16-bit TIFF, BMP and WebP PNG."""
+    """The input's own suffix where we write that format; .tif (16-bit) for a camera raw file; .png for BMP, WebP."""
     suffix = source.suffix.lower()
     if suffix in RAW_SUFFIXES:
         return ".tif"

@@ -65,32 +65,28 @@ def _libraw_says(said: list[str]) -> Iterator[None]:
     Text that another thread wrote meanwhile is written back when the file reads well. One file at a time:
     two threads swapping the process's stderr would lose it."""
     with _STDERR_SWAP:
-        yield from _catch_stderr(said)
-
-
-def _catch_stderr(said: list[str]) -> Iterator[None]:
-    if sys.stderr is not None:
-        sys.stderr.flush()
-    try:
-        real = os.dup(2)
-    except OSError:  # no stderr at all (a daemon): nothing to catch
-        yield
-        return
-    with tempfile.TemporaryFile() as catcher:
-        os.dup2(catcher.fileno(), 2)
-        failed = True
+        if sys.stderr is not None:
+            sys.stderr.flush()
         try:
+            real = os.dup(2)
+        except OSError:  # no stderr at all (a daemon): nothing to catch
             yield
-            failed = False
-        finally:
-            os.dup2(real, 2)
-            os.close(real)
-            catcher.seek(0)
-            text = catcher.read()
-            if failed:
-                said += [line for line in text.decode(errors="replace").splitlines() if line.strip()]
-            elif text:
-                os.write(2, text)
+            return
+        with tempfile.TemporaryFile() as catcher:
+            os.dup2(catcher.fileno(), 2)
+            failed = True
+            try:
+                yield
+                failed = False
+            finally:
+                os.dup2(real, 2)
+                os.close(real)
+                catcher.seek(0)
+                text = catcher.read()
+                if failed:
+                    said += [line for line in text.decode(errors="replace").splitlines() if line.strip()]
+                elif text:
+                    os.write(2, text)
 
 
 def libraw_fields(raw) -> dict:
