@@ -1,10 +1,15 @@
-"""The demo's comparison figure: labelled panels with their PSNR, and crops that fill the panel width."""
+"""The demo's comparison figure: labelled panels with their PSNR, and crops that fill the panel width;
+its model line, which says what runs."""
 
 import numpy as np
+import pytest
 
+from lgbpn import Denoiser
 from lgbpn.demo import comparison_figure
+from lgbpn.nn.lowpass import DEFAULT_SIGMA
+from lgbpn.nn.r3 import R3_PASSES
 
-from .helpers import noisy_image
+from .helpers import noisy_image, run_cli, tiny_model
 
 SIZE, BOX = 512, (70, 160, 128)  # the demo photo's size; a 128-pixel box, enlarged 4x
 
@@ -42,3 +47,29 @@ def test_panels_crops_and_labels():
     assert np.array_equal(other[labels[0]], figure[labels[0]])
     assert not np.array_equal(other[labels[1]], figure[labels[1]])
     assert np.array_equal(other[labels[2]], figure[labels[2]])
+
+
+def test_a_student_is_described_by_its_architecture_and_guard_never_r3():
+    student = Denoiser.from_pretrained("lgbpn-fast")
+    assert student.describe() == "unet-half, a distilled student (corrections learnt), guard on"
+    assert Denoiser.from_pretrained("lgbpn-fast", guard=False, r3=True).describe().endswith("guard off")
+    # A student distilled from uncorrected targets gets our corrections, still without R3.
+    plain = Denoiser(tiny_model("unet-half"), blend=False).describe()
+    assert plain == f"unet-half, low-frequency correction (sigma {DEFAULT_SIGMA:g})" and not tiny_model("unet-half").corrections_learnt
+
+
+def test_a_blind_spot_network_is_described_by_its_preset_r3_and_corrections():
+    assert Denoiser(tiny_model("lgbpn-s")).describe() == (
+        f"lgbpn-s, preset auto, R3 ({R3_PASSES} passes), low-frequency correction (sigma {DEFAULT_SIGMA:g}), residual Wiener blend")
+    assert Denoiser(tiny_model("lgbpn-s"), preset="sidd", r3=False, blend=False, lowpass_sigma=None).describe() == (
+        "lgbpn-s, preset sidd, no R3, no output corrections")
+    assert Denoiser(tiny_model("apbsn"), r3=False).describe().startswith("apbsn, no R3, ")  # no presets
+
+
+@pytest.mark.slow
+def test_the_demo_says_what_ran(tmp_path):
+    result = run_cli("demo", "-o", tmp_path, "--no-guard")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stderr.splitlines() if line.startswith("model: "))
+    assert line.startswith("model: lgbpn-fast: unet-half, a distilled student (corrections learnt), guard off; ")
+    assert "R3" not in line and (tmp_path / "comparison.png").exists()

@@ -274,6 +274,22 @@ def test_exif_rotated_jpeg(tmp_path):
         assert read_image(out).pixels.shape == (40, 20, 3)
 
 
+def test_a_photos_camera_fields_go_into_a_tiff_output(tmp_path):
+    """TIFF keeps the photographer's fields (camera, exposure, dates) as tags of its own directory."""
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    exif[0x010F], exif[0x0110], exif[0x013C] = "Maker", "Cam 2", "host"  # Make, Model, HostComputer
+    exif[0x8769] = {0x829A: IFDRational(1, 60), 0x8827: 1600}  # ExposureTime, ISO
+    src = tmp_path / "photo.jpg"
+    PILImage.fromarray(smooth()).save(src, exif=exif)
+    write_image(tmp_path / "out.tif", read_image(src))
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        tags = {tag.name: tag.value for tag in tif.pages[0].tags}
+    assert (tags["Make"], tags["Model"], tags["Orientation"]) == ("Maker", "Cam 2", 1)
+    assert "HostComputer" not in tags  # not one of the fields kept
+    assert tags["ExposureTime"] == (1, 60) and tags["ISOSpeedRatings"] == 1600
+
+
 def test_damaged_exif_is_dropped_not_fatal(tmp_path):
     exif = PILImage.Exif()
     exif[0x0112] = 6

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import ImageReadError, ImageWriteError, LgbpnError, one_line
-from .io import SUPPORTED_SUFFIXES, WRITABLE_SUFFIXES, find_images, read_image, write_image
+from .io import RAW_SUFFIXES, SUPPORTED_SUFFIXES, WRITABLE_SUFFIXES, find_images, read_image, write_image
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,10 @@ class Job:
 
 
 def _output_suffix(source: Path) -> str:
+    """The input's own suffix where we write that format; .tif (16-bit) for a camera raw file; .png for BMP, WebP."""
     suffix = source.suffix.lower()
+    if suffix in RAW_SUFFIXES:
+        return ".tif"
     return source.suffix if suffix in WRITABLE_SUFFIXES else ".png"
 
 

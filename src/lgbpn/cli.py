@@ -285,7 +285,8 @@ def _model_options(corrections: bool = True):
 @click.option("--adapt", type=int, default=0, callback=_not_negative,
               help="Fine-tune on the input images for N steps first (self-supervised).")
 def denoise(inputs, output, model, skip_existing, adapt):
-    """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA)."""
+    """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA; camera raw: DNG, NEF, CR2, CR3,
+    ARW, RAF, ORF, RW2, developed to 16-bit sRGB and written as 16-bit TIFF unless -o names a .png or .jpg)."""
     from .batch import denoise_files, plan_outputs
 
     jobs = plan_outputs(list(inputs), output)
@@ -300,7 +301,7 @@ def demo(output, model):
     """Denoise a built-in photo with realistic camera noise (no files needed) and score it."""
     from .demo import run_demo
 
-    run_demo(model.load(progress=True), output)
+    run_demo(model.load(progress=True), output, model.source())
 
 
 @main.command()

@@ -50,10 +50,11 @@ def comparison_figure(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray
     return np.asarray(figure)
 
 
-def run_demo(denoiser, output: Path) -> dict:
+def run_demo(denoiser, output: Path, name: str | None = None) -> dict:
+    """Denoise and score the demo photo; `name`: the shipped model's name or the weights file, for the model line."""
     clean, noisy = demo_image()
-    log.info("model: %s (%s); input: scikit-image's astronaut photo with simulated camera noise "
-             "(Bayer shot+read noise, demosaicked)", denoiser.model.arch_name, "R3 on" if denoiser.r3 else "R3 off")
+    log.info("model: %s%s; input: scikit-image's astronaut photo with simulated camera noise "
+             "(Bayer shot+read noise, demosaicked)", f"{name}: " if name else "", denoiser.describe())
     denoised = denoiser(noisy)
     figure = comparison_figure(noisy, denoised, clean, denoised_label=f"denoised ({denoiser.model.arch_name})")
     output.mkdir(parents=True, exist_ok=True)

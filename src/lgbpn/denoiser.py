@@ -69,6 +69,15 @@ class Denoiser:
     def r3(self) -> bool:
         return self.options.r3
 
+    def describe(self) -> str:
+        """What runs, in words: a distilled student's architecture and guard, or a network's preset, R3 and
+        output corrections (a student that learnt the corrections is not given them again)."""
+        model = self.model
+        if model.corrections_learnt:
+            return f"{model.arch_name}, a distilled student (corrections learnt), guard {'on' if self.options.guard else 'off'}"
+        preset = f"preset {self.options.preset}, " if model.presets else ""
+        return f"{model.arch_name}, {preset}{self.options.describe(model.blind_spot)}"
+
     @classmethod
     def from_weights(cls, path: str | Path, arch: str | None = None, preset: str | None = None,
                      options: InferenceOptions | None = None, **kwargs):
@@ -113,7 +122,7 @@ class Denoiser:
             self._teacher = False
             return None
         logger.info("noise sigma %.1f is beyond the student's range (its noisiest training input: %.1f): "
-                    "the teacher %s denoises this image", profile.sigma, limit, self.model.teacher)
+                    "the teacher %s denoises this image (%s)", profile.sigma, limit, self.model.teacher, teacher.describe())
         return teacher
 
     def _load_teacher(self) -> "Denoiser":

@@ -87,9 +87,10 @@ class InferenceOptions:
             raise OptionError(unknown[0], f"no such inference option; known: {', '.join(f.name for f in dataclasses.fields(self))}")
         return dataclasses.replace(self, **changes)
 
-    def describe(self) -> str:
-        """What these options add to the network's own output, in words (e.g. for a submission's label)."""
-        parts = [f"R3 ({self.passes} passes)" if self.r3 else "no R3"]
+    def describe(self, blind_spot: bool = True) -> str:
+        """What these options add to the network's own output, in words (e.g. for a submission's label);
+        R3 runs on a blind-spot network only, so for another it is not mentioned."""
+        parts = [f"R3 ({self.passes} passes)" if self.r3 else "no R3"] if blind_spot else []
         if self.lowpass_sigma is not None:
             parts.append(f"low-frequency correction (sigma {self.lowpass_sigma:g})")
         if self.blend == "auto":

@@ -15,8 +15,13 @@ Decisions a caller must know:
   8 bit (round(v / 257)) and alpha is dropped with a warning.
 * CMYK/YCbCr/LAB inputs are converted to RGB and their (non-RGB) ICC profile is dropped.
 * BMP and WebP are read but not written: write them as .png or .tif.
-* EXIF is carried to PNG and JPEG outputs (orientation reset to 1), not to TIFF; damaged EXIF
-  is dropped with a warning instead of failing the read.
+* EXIF is carried to PNG and JPEG outputs whole (orientation reset to 1), and to TIFF outputs as
+  tags of the main directory: camera, lens, exposure, ISO, dates, orientation 1 (io/exif.py). A
+  TIFF input's own tags are not carried. Damaged EXIF is dropped with a warning instead of failing
+  the read.
+* Camera raw files (DNG, NEF, CR2, CR3, ARW, RAF, ORF, RW2, by suffix) are developed by LibRaw
+  (rawpy) into 16-bit sRGB: as-shot white balance, the camera's colour matrix, the sRGB tone curve,
+  no automatic brightening, upright (io/raw.py). They are read, never written.
 * Images over MAX_PIXELS (400 megapixels) are refused as possible decompression bombs.
 * A PNG's single transparent colour (tRNS) becomes an alpha channel.
 * 16-bit PNGs are decoded and encoded by imagecodecs (libpng): Pillow reduces 16-bit colour to 8 bits.
@@ -25,10 +30,10 @@ Decisions a caller must know:
 """
 
 from .atomic import atomic_path, atomic_write_bytes
-from .image import SUPPORTED_SUFFIXES, WRITABLE_SUFFIXES, Image
-from .read import MAX_PIXELS, read_image
+from .image import MAX_PIXELS, RAW_SUFFIXES, SUPPORTED_SUFFIXES, WRITABLE_SUFFIXES, Image
+from .read import read_image
 from .walk import find_images, image_files
 from .write import write_image
 
-__all__ = ["MAX_PIXELS", "SUPPORTED_SUFFIXES", "WRITABLE_SUFFIXES", "Image", "atomic_path", "atomic_write_bytes",
+__all__ = ["MAX_PIXELS", "RAW_SUFFIXES", "SUPPORTED_SUFFIXES", "WRITABLE_SUFFIXES", "Image", "atomic_path", "atomic_write_bytes",
            "find_images", "image_files", "read_image", "write_image"]

@@ -6,10 +6,25 @@ from pathlib import Path
 import numpy as np
 from PIL import features
 
+from ..errors import ImageReadError
+
 # Suffix -> Pillow's name of the format written; every one of them is read, and BMP and WebP too.
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 WRITABLE_SUFFIXES = frozenset(WRITE_FORMATS)
-SUPPORTED_SUFFIXES = WRITABLE_SUFFIXES | {".bmp"} | ({".webp"} if features.check("webp") else set())
+# Camera raw files, read (developed) through LibRaw, never written.
+RAW_SUFFIXES = frozenset({".dng", ".nef", ".cr2", ".cr3", ".arw", ".raf", ".orf", ".rw2"})
+SUPPORTED_SUFFIXES = WRITABLE_SUFFIXES | RAW_SUFFIXES | {".bmp"} | ({".webp"} if features.check("webp") else set())
+
+MAX_PIXELS = 400_000_000
+
+
+def check_size(path: Path, height: int, width: int) -> None:
+    """Refuse an empty image, or one over MAX_PIXELS (a possible decompression bomb), before decoding it."""
+    if height <= 0 or width <= 0:
+        raise ImageReadError(f"{path}: image has zero size ({width} x {height})")
+    if height * width > MAX_PIXELS:
+        raise ImageReadError(
+            f"{path}: image too large ({width} x {height} pixels, limit {MAX_PIXELS // 10**6} megapixels)")
 
 
 @dataclass

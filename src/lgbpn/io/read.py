@@ -1,4 +1,4 @@
-"""Reading PNG, JPEG, TIFF, BMP and WebP files into an Image (see the package notes)."""
+"""Reading PNG, JPEG, TIFF, BMP, WebP and camera raw files into an Image (see the package notes)."""
 
 import warnings
 from pathlib import Path
@@ -9,9 +9,9 @@ import tifffile
 from PIL import Image as PILImage
 
 from ..errors import ImageReadError, one_line
-from .image import Image
+from .image import MAX_PIXELS, RAW_SUFFIXES, Image, check_size
+from .raw import read_raw
 
-MAX_PIXELS = 400_000_000
 # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; our own check below
 # rejects anything over MAX_PIXELS with a clear message.
 PILImage.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -40,7 +40,7 @@ _NOT_RGB_SPACES = ("CMYK", "YCbCr", "LAB", "HSV")
 
 
 def read_image(path) -> Image:
-    """Read a PNG, JPEG, TIFF, BMP or WebP file; raise ImageReadError when it cannot be read."""
+    """Read a PNG, JPEG, TIFF, BMP, WebP or camera raw file; raise ImageReadError when it cannot be read."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -53,6 +53,8 @@ def read_image(path) -> Image:
         raise ImageReadError(f"{path}: cannot open ({one_line(e)})") from e
     if not head:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
+    if path.suffix.lower() in RAW_SUFFIXES:  # most are TIFF inside, but a mosaic to develop
+        return read_raw(path, head)
     image = _read_tiff(path, head) if head[:4] in _TIFF_MAGIC else _read_pillow(path, head)
     if image.pixels.dtype == np.float32 and not all(
             np.isfinite(a).all() for a in (image.pixels, image.alpha) if a is not None):
@@ -60,20 +62,12 @@ def read_image(path) -> Image:
     return image
 
 
-def _check_size(path: Path, height: int, width: int) -> None:
-    if height <= 0 or width <= 0:
-        raise ImageReadError(f"{path}: image has zero size ({width} x {height})")
-    if height * width > MAX_PIXELS:
-        raise ImageReadError(
-            f"{path}: image too large ({width} x {height} pixels, limit {MAX_PIXELS // 10**6} megapixels)")
-
-
 def _read_pillow(path: Path, head: bytes) -> Image:
     kind = "image"
     try:
         with PILImage.open(path, formats=_PIL_FORMATS) as im:
             kind = "JPEG" if im.format == "MPO" else im.format  # MPO: multi-picture JPEG from phones
-            _check_size(path, im.height, im.width)  # before decoding: a decompression bomb stops here
+            check_size(path, im.height, im.width)  # before decoding: a decompression bomb stops here
             if _is_png16(head):
                 pixels, alpha = _split_alpha(_decode_png16(path))
             else:
@@ -85,7 +79,7 @@ def _read_pillow(path: Path, head: bytes) -> Image:
         raise
     except PILImage.UnidentifiedImageError:
         raise ImageReadError(f"{path}: unsupported or unrecognised image format "
-                             "(supported: PNG, JPEG, TIFF, BMP, WebP)") from None
+                             "(supported: PNG, JPEG, TIFF, BMP, WebP, camera raw)") from None
     except PILImage.DecompressionBombError:
         raise ImageReadError(f"{path}: image too large (limit {MAX_PIXELS // 10**6} megapixels)") from None
     except Exception as e:  # decoders fed damaged files raise all kinds of exception types
@@ -161,7 +155,7 @@ def _read_tiff(path: Path, head: bytes) -> Image:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]  # multi-page files: the first page is the image
-            _check_size(path, page.imagelength, page.imagewidth)
+            check_size(path, page.imagelength, page.imagewidth)
             if any(offset + count > tif.filehandle.size
                    for offset, count in zip(page.dataoffsets, page.databytecounts)):
                 raise ImageReadError(f"{path}: truncated TIFF (image data runs past the end of the file)")

@@ -14,6 +14,7 @@ from PIL import Image as PILImage
 from ..errors import ImageWriteError
 from ..scale import convert_depth
 from .atomic import atomic_path
+from .exif import tiff_tags
 from .image import WRITE_FORMATS, Image
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def write_image(path, image: Image) -> None:
             tifffile.imwrite(tmp, arr[..., 0] if arr.shape[2] == 1 else arr,
                              photometric="rgb" if arr.shape[2] >= 3 else "minisblack",
                              extrasamples=None if alpha is None else ["unassalpha"],
-                             compression="zlib", iccprofile=image.icc_profile)
+                             compression="zlib", iccprofile=image.icc_profile,
+                             extratags=tiff_tags(image.exif) if image.exif else None)
         elif arr.dtype == np.uint16:  # PNG: Pillow cannot write 16-bit colour
             tmp.write_bytes(_png16(arr, image.icc_profile, image.exif))
         else:
