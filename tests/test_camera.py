@@ -5,7 +5,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
 from lgbpn.data.camera import (
@@ -19,7 +18,6 @@ from lgbpn.data.camera import (
     tone_forward,
     tone_inverse,
 )
-from lgbpn.data.clean import SimulatedPairs, clean_photos
 from lgbpn.io import read_image
 from lgbpn.metrics import psnr
 from lgbpn.noise import measure_noise
@@ -174,29 +172,3 @@ def test_simulated_noise_spans_the_real_sets(shared_data, one_thread):
         high.append(_sigma(simulate(clean, np.random.default_rng(seed), sample_camera(np.random.default_rng(seed), iso=12800))[0]))
     assert min(low) < min(real), (min(low), min(real))
     assert max(high) > max(real), (max(high), max(real))
-
-
-def test_simulated_pairs_are_deterministic_crops_of_the_photos(tmp_path):
-    """Item k depends on the seed and k only; the clean target is the photo's crop through the noiseless
-    camera; photos come from memory or from a folder, where a bad file is reported and left out, and globs
-    exclude some."""
-    flat = np.full((40, 50, 3), (200, 60, 30), np.uint8)  # one colour: any crop, turn or flip of it is the same
-    pairs = SimulatedPairs([(photo(96) * 255).astype(np.uint8), flat], crop=32, seed=7)
-    noisy, clean = pairs[5]
-    assert noisy.shape == clean.shape == (3, 32, 32) and noisy.dtype == clean.dtype == torch.float32
-    assert 0 <= clean.min() and clean.max() <= 255 and not torch.equal(noisy, clean)
-    again = SimulatedPairs(pairs.photos, crop=32, seed=7)[5]
-    assert torch.equal(again[0], noisy) and torch.equal(again[1], clean)
-    assert not torch.equal(SimulatedPairs(pairs.photos, crop=32, seed=8)[5][0], noisy)
-    targets = [pairs[i][1] for i in range(40)]
-    flats = [t for t in targets if float((t - torch.tensor([200.0, 60.0, 30.0])[:, None, None]).abs().max()) < 1]
-    assert flats and len(flats) < 40  # both photos drawn; the flat one's target is its colour
-
-    Image.fromarray(flat).save(tmp_path / "polyu__NikonD800_a.png")
-    (tmp_path / "sub").mkdir()
-    Image.fromarray(flat[..., 0]).save(tmp_path / "sub" / "skimage__grey.png")
-    (tmp_path / "broken.png").write_bytes(b"not a png")
-    assert [p.name for p in clean_photos(tmp_path, exclude=["*NikonD800*"])] == ["broken.png", "skimage__grey.png"]
-    with pytest.warns(UserWarning, match="broken.png"):
-        items = [SimulatedPairs(clean_photos(tmp_path), crop=64, seed=0)[i] for i in range(12)]
-    assert all(n.shape == (3, 64, 64) for n, _ in items)  # smaller photos are mirrored to the crop

@@ -173,6 +173,12 @@ def test_simulated_pairs_are_clean_photos_with_camera_noise_and_their_noiseless_
                                   clean_photos=[tmp_path / "flat.png"])[3][0], plain[3][0])  # none asked: as before
     with pytest.raises(ValueError, match="clean photos"):
         NoisyCrops(real, crop=32, targets=_NoisyAsTarget(), simulated=0.5)
+    (tmp_path / "broken.png").write_bytes(b"not a png")  # reported once, then never drawn again
+    with_broken = NoisyCrops(real, crop=32, seed=1, targets=_NoisyAsTarget(), simulated=1.0,
+                             clean_photos=[tmp_path / "broken.png", tmp_path / "flat.png"])
+    with pytest.warns(UserWarning, match="broken.png") as caught:
+        assert all(with_broken[k][0].shape == (3, 32, 32) for k in range(12))
+    assert len([w for w in caught if "broken.png" in str(w.message)]) == 1
 
 
 def test_distill_with_simulated_pairs_needs_clean_photos_and_leaves_out_excluded_ones(tmp_path):

@@ -16,6 +16,7 @@ import torch
 from PIL import Image as PILImage
 from torch.utils.data import Dataset, Sampler
 
+from ..errors import DataError
 from ..layout import to_channels_first
 from ..noise import measure_noise
 from ..scale import to_model_scale
@@ -65,6 +66,7 @@ class NoisyCrops(Dataset):
         self.simulated, self.clean_photos = simulated, list(clean_photos)
         self._cache: OrderedDict[object, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._warned: set[int] = set()
+        self._unreadable: set[int] = set()
 
     def __len__(self) -> int:
         return 1 << 62  # indices are global sample numbers, drawn by StepSampler
@@ -112,10 +114,23 @@ class NoisyCrops(Dataset):
             return noisy
         return noisy, to_channels_first(target_crops)
 
+    def _clean_photo(self, j: int) -> np.ndarray | None:
+        """Clean photo j, kept in memory; None (reported once, then never drawn again) if it cannot be read."""
+        try:
+            return self._cached(("clean", j), lambda: (read_rgb(self.clean_photos[j]), None))[0]
+        except DataError as error:
+            warnings.warn(f"{error}; left out of the clean photos")
+            self._unreadable.add(j)
+            return None
+
     def _simulated_pair(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """A crop of a clean photo through a simulated camera: (noisy, its noiseless capture as every target)."""
-        j = int(rng.integers(len(self.clean_photos)))
-        photo, _ = self._cached(("clean", j), lambda: (read_rgb(self.clean_photos[j]), None))
+        photo = None
+        while photo is None:
+            if len(self._unreadable) == len(self.clean_photos):
+                raise DataError("none of the clean photos can be read")
+            j = int(rng.integers(len(self.clean_photos)))
+            photo = None if j in self._unreadable else self._clean_photo(j)
         size = self.crop + 2 * SIMULATION_MARGIN
         patch = random_cut(rng, *photo.shape[:2], size)(photo)
         noisy, clean = simulate(to_model_scale(patch) / np.float32(255), rng)
