@@ -37,9 +37,10 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lgbpn.io import atomic_path, atomic_write_bytes
+from lgbpn.train.config import CLEAN_CORPUS
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = Path("~/.cache/lgbpn/clean-corpus")
+OUT = CLEAN_CORPUS  # where `lgbpn distill` looks when --clean names no folder
 CACHE = Path("~/.cache/lgbpn/debian")
 SHARED = REPO.parent / "shared" / "data"
 MANIFEST = REPO / "data" / "clean_corpus_manifest.csv"

@@ -181,7 +181,8 @@ def test_simulated_pairs_are_clean_photos_with_camera_noise_and_their_noiseless_
     assert len([w for w in caught if "broken.png" in str(w.message)]) == 1
 
 
-def test_distill_with_simulated_pairs_needs_clean_photos_and_leaves_out_excluded_ones(tmp_path):
+def test_simulated_pairs_come_from_the_clean_folders_less_excluded_names_else_the_corpus(tmp_path, monkeypatch, caplog):
+    from lgbpn.train import trainer
     from lgbpn.train.trainer import collect_clean_photos
 
     from .helpers import png
@@ -191,8 +192,11 @@ def test_distill_with_simulated_pairs_needs_clean_photos_and_leaves_out_excluded
         png(tmp_path / "clean" / name, noisy_image(40, 40))
     config = make_config("lgbpn-fast", simulated=0.5, clean_data=[str(tmp_path / "clean")], exclude=["*NikonD800*"])
     assert collect_clean_photos(config) == [tmp_path / "clean" / "Canon_b.png"]
-    with pytest.raises(ConfigError, match="--clean"):
-        collect_clean_photos(make_config("lgbpn-fast", simulated=0.5))
+    monkeypatch.setattr(trainer, "CLEAN_CORPUS", tmp_path / "clean")  # no folder named: the built corpus
+    assert len(collect_clean_photos(make_config("lgbpn-fast", simulated=0.5))) == 2
+    monkeypatch.setattr(trainer, "CLEAN_CORPUS", tmp_path / "absent")  # none built: the real photos alone, said
+    assert collect_clean_photos(make_config("lgbpn-fast", simulated=0.5)) == []
+    assert "no clean photos" in caplog.text and "build_clean_corpus.py" in caplog.text
 
 
 def test_a_students_range_counts_the_heaviest_extra_noise(tmp_path):

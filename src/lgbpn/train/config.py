@@ -14,6 +14,10 @@ from pydantic import Field
 from ..errors import ConfigError, one_line
 from ..io import atomic_write_bytes
 
+# Where scripts/build_clean_corpus.py puts the freely licensed clean photos that simulated pairs come
+# from when `clean_data` names no folder.
+CLEAN_CORPUS = Path("~/.cache/lgbpn/clean-corpus").expanduser()
+
 Positive = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[int, Field(ge=0)]
 
@@ -64,8 +68,8 @@ class TrainConfig:
     extra_noise: Annotated[float, Field(ge=0, le=1)] = 0.0
     # Share of the student's crops given a fine periodic pattern, on the input and targets alike (data/crops.py).
     extra_pattern: Annotated[float, Field(ge=0, le=1)] = 0.0
-    # Share of the student's crops that are clean photos (from the `clean_data` folders; `exclude` applies)
-    # given a simulated camera's noise, their target the noiseless capture (data/camera.py).
+    # Share of the student's crops that are clean photos (from the `clean_data` folders, else CLEAN_CORPUS;
+    # `exclude` applies) given a simulated camera's noise, their target the noiseless capture (data/camera.py).
     simulated: Annotated[float, Field(ge=0, le=1)] = 0.0
     clean_data: list[str] = field(default_factory=list)
 

@@ -39,7 +39,7 @@ from ..precision import autocast, resolve_precision
 from ..scale import to_model_scale
 from ..tiling import denoise_tiled
 from ..weights import load_model, save_weights
-from .config import TrainConfig, save_config
+from .config import CLEAN_CORPUS, TrainConfig, save_config
 from .distill import TargetCache, distill_loss, teacher_reference
 
 # val_psnr / val_ssim: the network's own output (the headline); val_psnr_corrected: with our two
@@ -132,14 +132,18 @@ def collect_samples(paths: list[Path], exclude: list[str] = ()) -> list[Sample]:
 
 
 def collect_clean_photos(config: TrainConfig) -> list[Path]:
-    """The clean photos that a distillation's simulated pairs come from: `clean_data`, less `exclude`."""
-    if not config.clean_data:
-        raise ConfigError(f"simulated {config.simulated} needs clean photos (--clean DIR; "
-                          "scripts/build_clean_corpus.py builds a freely licensed set)")
-    photos = [path for path, name in find_images([Path(folder) for folder in config.clean_data])
+    """The clean photos that a distillation's simulated pairs come from: `clean_data` (else the corpus that
+    scripts/build_clean_corpus.py builds, where it is), less `exclude`. None there: the student learns from
+    the real photos alone, with a warning (users need no clean photos)."""
+    folders = config.clean_data or ([str(CLEAN_CORPUS)] if CLEAN_CORPUS.is_dir() else [])
+    if not folders:
+        log.warning("simulated %s: no clean photos (--clean DIR, or scripts/build_clean_corpus.py builds them in %s): "
+                    "the student learns from the real photos alone", config.simulated, CLEAN_CORPUS)
+        return []
+    photos = [path for path, name in find_images([Path(folder) for folder in folders])
               if not any(fnmatch.fnmatch(str(name), pattern) for pattern in config.exclude)]
     if not photos:
-        raise DataError(f"{', '.join(config.clean_data)}: no clean photos (after the exclude patterns {config.exclude})")
+        raise DataError(f"{', '.join(folders)}: no clean photos (after the exclude patterns {config.exclude})")
     return photos
 
 
@@ -311,7 +315,7 @@ def train(
     if end <= start:
         raise ConfigError(f"{out}: the run is at step {start}; nothing to do up to step {end}")
     crops = NoisyCrops(samples, config.crop, config.seed, targets, config.extra_noise if targets is not None else 0.0,
-                       config.extra_pattern, config.simulated, clean_photos)
+                       config.extra_pattern, config.simulated if clean_photos else 0.0, clean_photos)
     loader = DataLoader(
         crops,
         batch_size=config.batch // world,
