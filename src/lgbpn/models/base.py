@@ -41,6 +41,9 @@ class DenoisingNetwork(nn.Module, ABC):
     # heavier noise goes to the teacher (noise.STUDENT_NOISE_MARGIN).
     teacher: str | None = None
     noise_sigma_max: float | None = None
+    # Set on a student fine-tuned from another (`--adapt`): that one (a shipped name or a weights file),
+    # whose output the denoiser keeps wherever it scores better (selfscore.py).
+    base: str | None = None
     arch_name: str
     arch_config: dict
 
