@@ -180,3 +180,31 @@ def test_eval_records_the_inference_options(tmp_path, weights):
     info = json.loads(report.read_text())
     assert info["weights"] == str(weights) and info["model"] == "lgbpn-s"
     assert (info["r3"], info["tile"], info["overlap"], info["precision"], info["blend"]) == (False, 96, 48, "auto", True)
+
+
+@pytest.mark.slow
+def test_adapt_with_the_default_student_runs_the_whole_route_and_saves_the_weights_beside_the_outputs(tmp_path):
+    from lgbpn.weights import load_model
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for i in range(2):
+        PILImage.fromarray(noisy_image(256, 128, seed=i)).save(photos / f"{i}.png")
+    result = run("denoise", photos, "-o", out, "--adapt", 1)
+    assert result.exit_code == 0, result.output
+    weights = out / "lgbpn-adapted.safetensors"
+    assert "adapting to 2 photos: the teacher lgbpn-s (1 steps), then the student lgbpn-fast (2 steps)" in result.stderr
+    assert f"reuse it with --weights {weights}" in result.stderr
+    assert "chosen by the self-supervised score on 2 held-out noisy crops" in result.stderr
+    assert result.stderr.count("lgbpn-fast kept on") == 2  # each image says how much of the shipped output it kept
+    adapted = load_model(weights)
+    assert adapted.base == "lgbpn-fast" and adapted.teacher == str(out / "lgbpn-adapt" / "teacher.safetensors")
+    assert sorted(p.name for p in out.glob("*.png")) == ["0.png", "1.png"]
+    # Reused as it says; adapting into the same folder again is refused, naming what to do instead.
+    again = run("denoise", photos / "0.png", "-o", tmp_path / "again.png", "--weights", weights, "--no-keep-base")
+    assert again.exit_code == 0, again.output
+    assert np.array_equal(read_image(tmp_path / "again.png").pixels.shape, (256, 128, 3))
+    twice = run("denoise", photos, "-o", out, "--adapt", 1, "--skip-existing")
+    assert twice.exit_code == 0 and "0 denoised, 2 skipped" in twice.stderr, twice.output  # nothing to adapt to
+    refused = run("denoise", photos, "-o", out, "--adapt", 1)
+    assert refused.exit_code == 1 and f"--weights {weights}" in refused.stderr, refused.output

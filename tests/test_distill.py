@@ -8,6 +8,7 @@ import torch
 
 from lgbpn.data.crops import NoisyCrops, fine_pattern
 from lgbpn.data.formats import Sample
+from lgbpn.denoiser import pretrained_path
 from lgbpn.errors import ConfigError
 from lgbpn.train.config import make_config
 from lgbpn.train.distill import TargetCache, TeacherSetting
@@ -301,6 +302,12 @@ def test_distill_adapts_its_teacher_to_the_photos_first_and_keeps_it_on_resume(t
             "--batch", "1", "--adapt", "2"]
     result = run_cli(*args, "--steps", "1")
     assert result.exit_code == 0, result.output
+    assert "recipe: lgbpn-fast-adapt" in result.stderr
+    # The student starts from the shipped one, not from scratch, and its weights say so.
+    student, shipped = load_model(run / "last.safetensors"), load_model(pretrained_path("lgbpn-fast"))
+    assert student.base == "lgbpn-fast"
+    moved = [float((a - b).abs().max()) for a, b in zip(student.state_dict().values(), shipped.state_dict().values())]
+    assert max(moved) < 0.01
     adapted = run / "teacher.safetensors"
     before, after = load_model(teacher).state_dict(), load_model(adapted).state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # it was fine-tuned
@@ -310,6 +317,32 @@ def test_distill_adapts_its_teacher_to_the_photos_first_and_keeps_it_on_resume(t
     result = run_cli(*args, "--steps", "2", "--resume")
     assert result.exit_code == 0, result.output
     assert adapted.stat().st_mtime_ns == stamp  # resumed with the same teacher, not adapted again
+
+
+def test_distill_without_clean_references_chooses_on_held_out_noisy_crops(tmp_path):
+    import yaml
+
+    from lgbpn.weights import read_weights
+
+    from .helpers import png, run_cli, tiny_weights
+
+    (tmp_path / "photos").mkdir()
+    for i in range(2):
+        png(tmp_path / "photos" / f"{i}.png", noisy_image(96, 64, seed=i))
+    config = dict(arch="unet", model=dict(base_ch=4, middle_blocks=1), teacher=str(tiny_weights(tmp_path / "t.safetensors")),
+                  teacher_settings=["sidd"], steps=3, crop=32, batch=1, val_every=1, val_images=2, val_crop=32,
+                  log_every=1, ema_decay=0.9)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    result = run_cli("distill", "--data", str(tmp_path / "photos"), "--out", str(run), "--config", str(tmp_path / "recipe.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "selected by the self-supervised score on 2 held-out noisy crops" in result.stdout + result.stderr
+    log = (run / "log.csv").read_text().splitlines()
+    scores = [float(line.split(",")[-1]) for line in log[1:]]
+    assert log[0].endswith("val_selfsup") and len(scores) == 3 and all(np.isfinite(scores))
+    meta = read_weights(run / "best.safetensors")[1]
+    assert float(meta["val_selfsup"]) == pytest.approx(max(scores), abs=1e-3)
+    assert int(meta["step"]) == 1 + scores.index(max(scores))
 
 
 def test_noise_beyond_the_students_range_goes_to_its_teacher(tmp_path, caplog):

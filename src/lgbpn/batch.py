@@ -68,16 +68,27 @@ def _shard(jobs: list[Job]) -> list[Job]:
 log = logging.getLogger(__name__)
 
 
-def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_steps: int = 0) -> int:
-    """Denoise the jobs; returns the exit code (0 ok, 1 all/only file failed, 3 some failed)."""
+def adapt_folder(jobs: list[Job]) -> Path:
+    """Where `--adapt` saves what it adapted: beside the outputs (their common folder)."""
+    return Path(os.path.commonpath([j.target.parent.resolve() for j in jobs]))
+
+
+def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_steps: int = 0,
+                  source: str | None = None) -> int:
+    """Denoise the jobs; returns the exit code (0 ok, 1 all/only file failed, 3 some failed).
+
+    With `adapt_steps`, a blind-spot network first adapts to the inputs; a distilled student (`source`:
+    its shipped name or weights file) takes the whole route of adapt.adapt_student, saved beside the outputs."""
     jobs = _shard(jobs)
     todo = [j for j in jobs if not (skip_existing and j.target.exists())]
     skipped = len(jobs) - len(todo)
     if adapt_steps and todo:
-        from .adapt import adapt_to_images
+        from .adapt import adapt_student, adapt_to_images
 
-        denoiser = denoiser.blind_spot()
-        adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
+        if denoiser.model.blind_spot:
+            adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
+        else:
+            denoiser = adapt_student(denoiser, [j.source for j in todo], adapt_steps, adapt_folder(jobs), source)
     failed = 0
     # Lines printed while the progress bar is drawn must not get glued to it.
     with logging_redirect_tqdm(loggers=[logging.getLogger("lgbpn")]):

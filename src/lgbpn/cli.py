@@ -119,8 +119,10 @@ def _run_training(out, config_file, default_recipe_for, resume, threads, setting
                    f"(threshold {config.converged_gain} dB); best {summary['best_psnr']:.3f} dB, checkpoint "
                    f"{summary['checkpoint']}")
     else:
-        click.echo(f"done: step {summary['step']}, best validation PSNR {summary['best_psnr']:.3f} dB "
-                   f"(the network's own output), checkpoint {summary['checkpoint']}")
+        click.echo(f"done: step {summary['step']}, checkpoint {summary['checkpoint']}")
+    best = Path(summary["checkpoint"]).with_name("best.safetensors")
+    score = "" if summary["best_psnr"] == float("-inf") else f" ({summary['select_key']} {summary['best_psnr']:.3f} dB)"
+    click.echo(f"best: {best}{score}, selected by {summary['selected_by']}")
 
 
 @main.command()
@@ -151,8 +153,9 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
                    "PRESET[:r3][:raw|:lightblend] (raw: without our corrections; lightblend: the Wiener blend only "
                    "on light noise), e.g. 'sidd,dnd:r3' (default: the recipe's).")
 @click.option("--adapt", type=int, default=0, callback=_not_negative,
-              help="First fine-tune the teacher on the --data images for N self-supervised steps (a camera it never "
-                   "saw); the adapted teacher is saved in the run folder and becomes the run's teacher.")
+              help="Adapt to a camera: first fine-tune the teacher on the --data images for N self-supervised steps "
+                   "(saved in the run folder as the run's teacher), then fine-tune the shipped student lgbpn-fast "
+                   "(or --init) on its outputs with a short schedule (recipe lgbpn-fast-adapt: 2N steps unless --steps).")
 @click.option("--clean", "clean_data", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of clean photos for simulated pairs (camera noise simulated on them, the clean photo the "
                    "target; scripts/build_clean_corpus.py builds a freely licensed set); repeat for several.")
@@ -161,29 +164,29 @@ def train(data, out, config_file, arch, preset, steps, crop, batch, lr, workers,
 def distill(data, out, config_file, arch, preset, steps, crop, batch, lr, workers, val, val_every, exclude, init, resume,
             stop_at, seed, threads, precision, teacher, teacher_settings, adapt, clean_data, simulated):
     """Distil a blind-spot teacher into a small ordinary network that is fast (no clean images needed)."""
-    from .train.config import distill_recipe
-    from .train.distill import ADAPTED_TEACHER, TargetCache, TeacherSetting, adapt_teacher, load_teacher
-    from .train.trainer import train as run_training
+    from .denoiser import DEFAULT_MODEL, pretrained_path
+    from .train.config import ADAPT_RECIPE, ADAPT_STUDENT_STEPS, distill_recipe, recipes_dir
+    from .train.distill import run_distillation
 
-    settings = dict(arch=arch, preset=preset, steps=steps, crop=crop, batch=batch, lr=lr, workers=workers,
-                    val_every=val_every, seed=seed, precision=precision, exclude=list(exclude) or None, teacher=teacher,
+    settings = dict(arch=arch, preset=preset, steps=steps or (ADAPT_STUDENT_STEPS * adapt or None), crop=crop, batch=batch, lr=lr,
+                    workers=workers, val_every=val_every, seed=seed, precision=precision,
+                    exclude=list(exclude) or None, teacher=teacher,
                     teacher_settings=teacher_settings.split(",") if teacher_settings else None,
                     clean_data=[str(folder) for folder in clean_data] or None, simulated=simulated)
+    if adapt and init is None:  # start from what ships, never from scratch
+        init = pretrained_path(DEFAULT_MODEL)
+    recipe = distill_recipe
+    if adapt:
+        def recipe(device_type):
+            return recipes_dir() / f"{ADAPT_RECIPE}.yaml", f"--adapt: a short fine-tuning of {init.stem if init else 'the student'}"
 
     def run(config):
         if not config.teacher or not config.teacher_settings:
             raise click.UsageError("distillation needs a teacher and its settings (--teacher, --settings, or the recipe's)")
-        adapted = out / ADAPTED_TEACHER
-        if adapt:
-            if not (resume and adapted.exists()):  # a resumed run's teacher is adapted already
-                adapt_teacher(load_teacher(config.teacher), list(data), config, adapt, adapted)
-            config = dataclasses.replace(config, teacher=str(adapted))
-        cache = TargetCache(out / "targets", load_teacher(config.teacher),
-                            [TeacherSetting.parse(s) for s in config.teacher_settings], config.seed)
-        return run_training(list(data), out, config, val=list(val) or None, init=init, resume=resume, stop_at=stop_at,
-                            targets=cache)
+        return run_distillation(list(data), out, config, adapt, val=list(val) or None, init=init, resume=resume,
+                                stop_at=stop_at)
 
-    _run_training(out, config_file, distill_recipe, resume, threads, settings, run, arch_replaces_recipe=False)
+    _run_training(out, config_file, recipe, resume, threads, settings, run, arch_replaces_recipe=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +253,10 @@ def _model_options(corrections: bool = True):
         click.option("--teacher-fallback/--no-teacher-fallback", default=True,
                      help="A distilled student hands an image noisier than any it was distilled on to its blind-spot "
                           "teacher (default: on; slower on such images); --no-teacher-fallback keeps the student."),
+        click.option("--keep-base/--no-keep-base", default=True,
+                     help="A student adapted with --adapt keeps the output of the student it was fine-tuned from (the "
+                          "shipped one) in every region where that one scores better against a second noisy view "
+                          "(default: on; logged)."),
         click.option("--guard/--no-guard", default=corrections,
                      help=f"A distilled student gives the input back where it removed far more than noise, structure "
                           f"it erased (default: {default}); --no-guard keeps the student's own output."),
@@ -258,12 +265,13 @@ def _model_options(corrections: bool = True):
     def decorate(command):
         @functools.wraps(command)
         def run(*args, weights, model_name, arch, preset, device, precision, tile, overlap, no_r3, seed, lowpass, blend,
-                teacher_fallback, guard, **kwargs):
+                teacher_fallback, guard, keep_base, **kwargs):
             if weights is not None and model_name is not None:
                 raise click.UsageError("give either --weights or --model, not both")
             try:
                 options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
                                            overlap=overlap, blend=blend, teacher_fallback=teacher_fallback, guard=guard,
+                                           keep_base=keep_base,
                                            **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None
@@ -283,14 +291,17 @@ def _model_options(corrections: bool = True):
 @_model_options()
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists (resume a batch).")
 @click.option("--adapt", type=int, default=0, callback=_not_negative,
-              help="Fine-tune on the input images for N steps first (self-supervised).")
+              help="Adapt to these photos first (self-supervised, N steps). A blind-spot network fine-tunes itself; "
+                   "a distilled student (the default) adapts its teacher, is fine-tuned from its own weights on the "
+                   "adapted teacher's outputs, and is saved beside the outputs (lgbpn-adapted.safetensors, for "
+                   "--weights); it keeps its own output wherever that scores better.")
 def denoise(inputs, output, model, skip_existing, adapt):
     """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA; camera raw: DNG, NEF, CR2, CR3,
     ARW, RAF, ORF, RW2, developed to 16-bit sRGB and written as 16-bit TIFF unless -o names a .png or .jpg)."""
     from .batch import denoise_files, plan_outputs
 
     jobs = plan_outputs(list(inputs), output)
-    code = denoise_files(model.load(), jobs, skip_existing=skip_existing, adapt_steps=adapt)
+    code = denoise_files(model.load(), jobs, skip_existing=skip_existing, adapt_steps=adapt, source=model.source())
     sys.exit(code)
 
 

@@ -20,6 +20,7 @@ from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
 from .noise import STUDENT_NOISE_MARGIN, auto_preset, measure_noise
 from .options import InferenceOptions
+from .selfscore import error_db, keep_base_mask, noise_samples, view_error
 from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
 
@@ -64,6 +65,7 @@ class Denoiser:
         self.progress = progress
         self.channels = model.arch_config.get("in_ch", 3)
         self._teacher: Denoiser | None | bool = None  # a student's fallback, loaded when first needed
+        self._base: Denoiser | None = None  # an adapted student's base, loaded when first needed
 
     @property
     def r3(self) -> bool:
@@ -101,10 +103,33 @@ class Denoiser:
             return teacher.denoise_batch(x)
         self._set_preset(x[0])
         with torch.inference_mode():
-            out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
-            out = finish_output(out, noisy, self.model.corrections_learnt, self.options.lowpass_sigma,
-                                self.options.blend, self.options.guard)
+            out = self._network_output(noisy)
+            if self.model.base is not None and self.options.keep_base:
+                out = self._keep_base(noisy, out)
         return out.to(x.device)
+
+    def _network_output(self, noisy: torch.Tensor) -> torch.Tensor:
+        out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
+        return finish_output(out, noisy, self.model.corrections_learnt, self.options.lowpass_sigma,
+                             self.options.blend, self.options.guard)
+
+    def _keep_base(self, noisy: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """An adapted student's output, with its base's wherever the base scores better: the error against
+        second noisy views (selfscore.py), compared per region. Never worse than where it started, by that
+        measure."""
+        if self._base is None:
+            load = Denoiser.from_pretrained if pretrained_path(self.model.base).exists() else Denoiser.from_weights
+            self._base = load(self.model.base, options=self.options)
+        base_out = self._base.denoise_batch(noisy)
+        samples = noise_samples(noisy, base_out)
+        error = view_error(self._network_output, noisy, samples)
+        base_error = view_error(self._base.denoise_batch, noisy, samples)
+        keep = keep_base_mask(error, base_error)
+        share = float(keep.mean())
+        logger.info("%s kept on %.0f%% of the image, where its noisy-view score is higher (whole image: adapted "
+                    "%.2f dB, %s %.2f dB)", self.model.base, 100 * share, error_db(error), self.model.base,
+                    error_db(base_error))
+        return torch.lerp(out, base_out, keep) if share else out
 
     def _teacher_for(self, image: torch.Tensor) -> "Denoiser | None":
         """A student's teacher when `image` is noisier than anything the student was distilled on."""

@@ -58,11 +58,13 @@ class InferenceOptions:
     teacher_fallback: bool = True
     # A student (its corrections learnt) gives the input back where it removed far more than noise (nn/wiener.py).
     guard: bool = True
+    # A student fine-tuned from another (`--adapt`) keeps that one's output wherever it scores better (selfscore.py).
+    keep_base: bool = True
 
     def __post_init__(self):
         from .precision import PRECISIONS
 
-        for name in ("r3", "teacher_fallback", "guard"):
+        for name in ("r3", "teacher_fallback", "guard", "keep_base"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "must be True or False")
         for name, least in (("passes", 1), ("seed", 0), ("tile", 1), ("overlap", 0)):
             value = getattr(self, name)

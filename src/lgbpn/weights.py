@@ -28,6 +28,8 @@ def save_weights(model: DenoisingNetwork, path: str | Path, **info) -> None:
         meta["corrections_learnt"] = "true"
     if model.teacher is not None:
         meta.update(teacher=model.teacher, noise_sigma_max=f"{model.noise_sigma_max:.3f}")
+    if model.base is not None:
+        meta["base"] = model.base
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write_bytes(Path(path), save(tensors, metadata=meta))
 
@@ -143,4 +145,5 @@ def load_model(path: str | Path, arch: str | None = None, **overrides) -> Denois
             model.teacher, model.noise_sigma_max = meta["teacher"], float(meta["noise_sigma_max"])
         except (KeyError, ValueError):
             raise WeightsError(f"{path}: damaged metadata (a teacher without a valid noise_sigma_max)") from None
+    model.base = meta.get("base")
     return model

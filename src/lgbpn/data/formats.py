@@ -1,6 +1,6 @@
 """Find noisy (and clean) images in the dataset layouts people keep on disk.
 
-`discover(root)` recognises, in this order:
+`discover(root)` recognises one image file (a noisy sample), or, in this order:
 
 1. SIDD block files (a `.mat` file, or a folder holding them): `ValidationNoisyBlocksSrgb.mat`
    (+ `ValidationGtBlocksSrgb.mat` as clean) and `BenchmarkNoisyBlocksSrgb.mat`.
@@ -33,7 +33,7 @@ import numpy as np
 import scipy.io
 
 from lgbpn.errors import DataError, ImageReadError
-from lgbpn.io import image_files, read_image
+from lgbpn.io import SUPPORTED_SUFFIXES, image_files, read_image
 from lgbpn.layout import grey_to_rgb
 
 # noisy key -> (clean file, clean key); the benchmark set has no public ground truth.
@@ -56,8 +56,10 @@ def discover(root: Path) -> list[Sample]:
     if not root.exists():
         raise DataError(f"{root}: does not exist")
     if root.is_file():
+        if root.suffix.lower() in SUPPORTED_SUFFIXES:  # one photo (e.g. the files of `lgbpn denoise --adapt`)
+            return [_image_sample(root.name, root, None)]
         if root.suffix.lower() != ".mat":
-            raise DataError(f"{root}: expected a dataset folder or a SIDD block .mat file")
+            raise DataError(f"{root}: expected a dataset folder, an image or a SIDD block .mat file")
         return _sidd_block_samples(root)
     for finder in (_sidd_folder, _dnd_samples, _sidd_medium_samples, _paired_samples, _plain_samples):
         samples = finder(root)

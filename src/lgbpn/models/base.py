@@ -44,6 +44,9 @@ class DenoisingNetwork(nn.Module, ABC):
     # A noise-aware network is told the noise sigma (0..255) of each image in the batch as `noise_level`, a
     # (B,) tensor: `tiling.denoise_tiled` measures it on the whole image, training on each crop.
     noise_aware: bool = False
+    # Set on a student fine-tuned from another (`--adapt`): that one (a shipped name or a weights file),
+    # whose output the denoiser keeps wherever it scores better (selfscore.py).
+    base: str | None = None
     arch_name: str
     arch_config: dict
 

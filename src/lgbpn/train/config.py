@@ -111,6 +111,11 @@ def default_recipe(device_type: str) -> tuple[Path | None, str]:
             "(the shipped default model's)")
 
 
+# The recipe of `--adapt`: a short fine-tuning of the shipped student on the photos of one camera.
+ADAPT_RECIPE = "lgbpn-fast-adapt"
+ADAPT_STUDENT_STEPS = 2  # `--adapt N`: N steps of the teacher, then this many times N of the student
+
+
 def distill_recipe(device_type: str) -> tuple[Path, str]:
     """The recipe `lgbpn distill` uses without --config or --arch, and why."""
     return recipes_dir() / "lgbpn-fast.yaml", "the shipped student's: a small U-Net from lgbpn-s"

@@ -7,6 +7,7 @@ of all three, written atomically: an interrupted run keeps what it computed, and
 setting or image never meets an old target.
 """
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -135,11 +136,15 @@ class TargetCache:
         return to_channels_last(out[0])
 
 
-def teacher_reference(name_or_path: str) -> str:
-    """How a student's weights name their teacher: a shipped model's name, or the weights file's absolute path."""
-    from ..denoiser import pretrained_path
+def teacher_reference(name_or_path: str | Path) -> str:
+    """How a student's weights name their teacher (or base): a shipped model's name, or the weights file's
+    absolute path."""
+    from ..denoiser import pretrained_dir, pretrained_path
 
-    return name_or_path if pretrained_path(name_or_path).exists() else str(Path(name_or_path).resolve())
+    path = Path(name_or_path)
+    if path.parent.resolve() == pretrained_dir().resolve():  # a shipped model's file: by its name
+        return path.stem
+    return str(name_or_path) if pretrained_path(str(name_or_path)).exists() else str(path.resolve())
 
 
 def adapt_teacher(teacher: nn.Module, data: list[Path], config, steps: int, path: Path) -> None:
@@ -172,3 +177,20 @@ def distill_loss(model: nn.Module, noisy: torch.Tensor, targets: torch.Tensor) -
     """Mean over the teacher settings of L1(student(noisy), target); targets are (B, S, C, H, W)."""
     out = model(noisy)
     return (out[:, None] - targets).abs().mean()
+
+
+def run_distillation(data: list[Path], out: Path, config, adapt: int = 0, **train_args) -> dict:
+    """`lgbpn distill`: with `adapt`, the teacher first adapts to `data` for that many steps (once: a resumed
+    run keeps it) and becomes the run's teacher; then the student trains on the teacher's cached outputs.
+    `train_args` go to trainer.train (init, resume, stop_at, val, progress)."""
+    from .trainer import train
+
+    out = Path(out)
+    if adapt:
+        adapted = out / ADAPTED_TEACHER
+        if not (train_args.get("resume") and adapted.exists()):
+            adapt_teacher(load_teacher(config.teacher), data, config, adapt, adapted)
+        config = dataclasses.replace(config, teacher=str(adapted))
+    cache = TargetCache(out / "targets", load_teacher(config.teacher),
+                        [TeacherSetting.parse(s) for s in config.teacher_settings], config.seed)
+    return train(data, out, config, targets=cache, **train_args)

@@ -7,6 +7,7 @@ exactly (model, optimizer, schedule, step) is checkpointed atomically; SIGINT/SI
 
 import csv
 import fnmatch
+import functools
 import logging
 import math
 import os
@@ -37,14 +38,17 @@ from ..models.registry import build_model
 from ..noise import told_noise
 from ..precision import autocast, resolve_precision
 from ..scale import to_model_scale
+from ..selfscore import blind_spot_error, error_db, noise_samples, view_error
 from ..tiling import denoise_tiled
 from ..weights import load_model, save_weights
 from .config import CLEAN_CORPUS, TrainConfig, save_config
 from .distill import TargetCache, distill_loss, teacher_reference
 
 # val_psnr / val_ssim: the network's own output (the headline); val_psnr_corrected: with our two
-# output corrections, or a student's guard (the default output of `lgbpn denoise`).
-LOG_FIELDS = ["step", "loss", "lr", "crops_per_s", "val_psnr", "val_ssim", "val_psnr_corrected", "seconds"]
+# output corrections, or a student's guard (the default output of `lgbpn denoise`). val_selfsup: without
+# clean references, the self-supervised score on held-out noisy crops (selfscore.py; last, so that
+# older logs still read).
+LOG_FIELDS = ["step", "loss", "lr", "crops_per_s", "val_psnr", "val_ssim", "val_psnr_corrected", "seconds", "val_selfsup"]
 log = logging.getLogger(__name__)
 
 
@@ -154,6 +158,66 @@ def validation_subset(samples: list[Sample], count: int) -> list[Sample]:
     return [samples[i] for i in np.linspace(0, len(samples) - 1, count).round().astype(int)]
 
 
+def _top_rows(load, rows: int) -> np.ndarray:
+    return load()[:rows]
+
+
+class HeldOutCrops:
+    """Noisy crops kept out of training, for choosing a model when no clean reference exists.
+
+    `hold_out` takes the bottom `crop` rows of some training images (their centre `crop` columns) and
+    trains on the rows above. A student is scored by its error against a second noisy view of each
+    crop (selfscore.py), the noise sample being its teacher's residual there (the first target); a
+    blind-spot network by its own loss. In dB, higher is better.
+    """
+
+    def __init__(self, crops: list[np.ndarray], targets: TargetCache | None):
+        self.crops = [to_channels_first(to_model_scale(c if c.ndim == 3 else c[..., None]))[None] for c in crops]
+        self.references = None
+        if targets is not None:  # the teacher's outputs on the crops, computed once (and cached on disk)
+            self.references = [to_channels_first(targets.targets(c if c.ndim == 3 else c[..., None])[0])[None] for c in crops]
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def describe(self) -> str:
+        how = ("a student's error against a second noisy view, its teacher's residual as the noise"
+               if self.references is not None else "the blind-spot network's own loss")
+        return f"the self-supervised score on {len(self)} held-out noisy crops ({how}; no clean references)"
+
+    def score(self, model, device) -> float:
+        model.eval()
+        errors = []
+        with torch.no_grad():
+            def run(x):
+                return denoise_tiled(model, x.to(device), r3=False, precision="fp32").cpu()
+
+            for i, crop in enumerate(self.crops):
+                if self.references is None:
+                    errors.append(blind_spot_error(run, crop).mean())
+                else:
+                    errors.append(view_error(run, crop, noise_samples(crop, self.references[i])).mean())
+        model.train()
+        return error_db(torch.stack(errors))
+
+
+def hold_out(samples: list[Sample], count: int, crop: int) -> tuple[list[Sample], list[np.ndarray]]:
+    """Training samples and held-out crops: the bottom `crop` rows of up to `count` images (spread over
+    the list) that are at least twice that tall, whose training sample keeps the rows above."""
+    chosen = {id(s) for s in validation_subset(samples, count)}
+    kept, crops = [], []
+    for sample in samples:
+        if id(sample) in chosen:
+            image = sample.noisy()
+            h, w = image.shape[:2]
+            if h >= 2 * crop and w >= crop:
+                left = (w - crop) // 2
+                crops.append(image[h - crop :, left : left + crop])
+                sample = Sample(sample.name, functools.partial(_top_rows, sample.noisy, h - crop), None)
+        kept.append(sample)
+    return kept, crops
+
+
 def validate(model, samples: list[Sample], config: TrainConfig, device) -> dict[str, float]:
     """Mean PSNR/SSIM of the network's own output (test mode), and PSNR with the output corrections (a
     student's: its guard)."""
@@ -223,11 +287,11 @@ def convergence_gain(history: list[tuple[int, float]], threshold: float, window:
     return gain if gain < threshold else None
 
 
-def _validation_history(path: Path) -> list[tuple[int, float]]:
+def _validation_history(path: Path, key: str = "val_psnr") -> list[tuple[int, float]]:
     if not path.exists():
         return []
     with open(path, newline="") as fh:
-        return [(int(r["step"]), float(r["val_psnr"])) for r in csv.DictReader(fh) if r.get("val_psnr")]
+        return [(int(r["step"]), float(r[key])) for r in csv.DictReader(fh) if r.get(key)]
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -270,6 +334,10 @@ def train(
     samples = collect_samples(data, config.exclude)
     val_samples = [s for s in (collect_samples(val) if val else samples) if s.clean is not None]
     val_samples = validation_subset(val_samples, config.val_images)
+    held_out, crops = None, []
+    if not val_samples and config.val_images:  # no clean references: choose on held-out noisy crops
+        samples, crops = hold_out(samples, config.val_images, config.val_crop or config.crop)
+    validating = bool(val_samples or crops)  # on every rank (rank 0 scores)
     precision = resolve_precision(config.precision, device)
     clean_photos = collect_clean_photos(config) if targets is not None and config.simulated else []
     noisiest = None
@@ -281,6 +349,12 @@ def train(
                 noisiest = max(noisiest, heaviest_simulated_noise())
         if world > 1:
             dist.barrier()
+    if crops and rank == 0:
+        held_out = HeldOutCrops(crops, targets)
+    selected_by = (f"the validation PSNR of the network's own output on {len(val_samples)} images with clean references"
+                   if val_samples else held_out.describe() if held_out else
+                   "the last step (no clean references, and no image tall enough to hold out a crop)")
+    select_key = "val_psnr" if val_samples else "val_selfsup"
 
     torch.manual_seed(config.seed)  # same initial weights on every rank
     if init:
@@ -307,7 +381,7 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
         _truncate_log(out / "log.csv", start)
-    history = _validation_history(out / "log.csv") if rank == 0 else []  # validations so far, a resumed run's too
+    history = _validation_history(out / "log.csv", select_key) if rank == 0 else []  # validations so far, a resumed run's too
     converged = None  # rank 0: {step, gain} once the validation PSNR has stopped rising
     net = DistributedDataParallel(model) if world > 1 else model
 
@@ -328,11 +402,13 @@ def train(
         shipped.corrections_learnt = targets.corrections_learnt
     if noisiest is not None:  # rank 0 of a distillation: the student's weights name its teacher and noise range
         shipped.teacher, shipped.noise_sigma_max = teacher_reference(config.teacher), noisiest
+        shipped.base = teacher_reference(init) if init else None  # fine-tuned from that student
     if rank == 0:
         log.info("%s: %s, %d steps of batch %d (%dx%d crops), precision %s (%s), %d training images, %d for validation",
                  out, config.arch, config.steps, config.batch, config.crop, config.crop, precision,
                  "asked" if config.precision != "auto" else "chosen for this device",
-                 len(samples), len(val_samples))
+                 len(samples), len(val_samples) or (len(held_out) if held_out else 0))
+        log.info("best.safetensors is chosen by %s", selected_by)
     bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not progress or rank != 0)
     step, loss_sum, loss_count, tick = start, 0.0, 0, time.perf_counter()
     t0, stopped_by = time.perf_counter(), None
@@ -382,16 +458,19 @@ def train(
                            crops_per_s=f"{rate:.2f}", seconds=f"{now - t0:.1f}")
                 bar.set_postfix(loss=row["loss"], crops_s=row["crops_per_s"])
                 loss_sum, loss_count, tick = 0.0, 0, now
-            if val_samples and (step % config.val_every == 0 or step == config.steps):
+            if validating and (step % config.val_every == 0 or step == config.steps):
                 if rank == 0:
-                    scores = validate(shipped, val_samples, config, device)
+                    if val_samples:
+                        scores = validate(shipped, val_samples, config, device)
+                    else:
+                        scores = {"val_selfsup": held_out.score(shipped, device)}
                     row = {**(row or dict(step=step)), **{k: f"{v:.4f}" for k, v in scores.items()}}
                     # The best checkpoint is chosen on the network's own output, the headline.
-                    if scores["val_psnr"] > best:
-                        best = scores["val_psnr"]
-                        save_weights(shipped, out / "best.safetensors", step=step, val_psnr=f"{best:.3f}",
-                                     val_psnr_corrected=f"{scores['val_psnr_corrected']:.3f}")
-                    history.append((step, scores["val_psnr"]))
+                    if scores[select_key] > best:
+                        best = scores[select_key]
+                        save_weights(shipped, out / "best.safetensors", step=step,
+                                     **{k: f"{v:.3f}" for k, v in scores.items() if k != "val_ssim"})
+                    history.append((step, scores[select_key]))
                     gain = convergence_gain(history, config.converged_gain, config.converged_window)
                     if gain is not None:
                         converged = dict(step=step, gain=gain)
@@ -413,11 +492,14 @@ def train(
     bar.close()
     if stopped_by is None and step != end:
         save()
+    if rank == 0 and not (out / "best.safetensors").exists():  # nothing validated (yet): the latest weights
+        save_weights(shipped, out / "best.safetensors", step=step)
     if stopped_by is None and converged is None and step < config.steps:
         stopped_by = f"--stop-at {end}"
     if world > 1:
         dist.barrier()
-    return dict(step=step, best_psnr=best, stopped_by=stopped_by, converged=converged, config=config,
+    return dict(step=step, best_psnr=best, selected_by=selected_by, select_key=select_key, stopped_by=stopped_by,
+                converged=converged, config=config,
                 seconds=time.perf_counter() - t0,
                 checkpoint=str(checkpoint), model=shipped, precision=precision)
 

@@ -1,0 +1,67 @@
+"""How good a denoiser is on photos without clean references: its error against a second noisy view.
+
+For a noisy image y = x + n and a noise sample z with n's covariance but independent of it, the
+views y + z and y - z carry the noises n + z and n - z, which are uncorrelated (Cov = S - S = 0).
+So for any denoiser f, E|f(y + z) - (y - z)|^2 = E|f(y + z) - x|^2 + 2 E|n|^2: its error on the
+image with twice the noise variance, plus a term that is the same for every denoiser scored on the
+same views (Recorrupted-to-Recorrupted, Pang et al., CVPR 2021). The noise sample is a reference
+denoiser's residual y - g(y) moved half the image away: it has the camera's own spatial and colour
+correlation, and is independent of the noise where it lands. A blind-spot network needs no second
+view: its output at a pixel does not depend on that pixel's noise, so E|f(y) - y|^2 = E|f(y) - x|^2
++ E|n|^2 (Noise2Self); `blind_spot_error` is that.
+
+Scores are in dB, 10 log10(255^2 / error), higher is better; only differences between models scored
+on the same crops mean anything. benchmarks/selfscore.py checks that they rank models as PSNR to
+clean references does on the dev sets.
+"""
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .nn.wiener import local_mean
+
+# The second views: the reference residual rolled by these fractions of (height, width).
+VIEW_SHIFTS = ((0.5, 0.5), (0.5, 0.0))
+# Side of the regions in which an adapted student and the one it came from are compared (keep_base_mask).
+REGION = 128
+
+Denoise = Callable[[torch.Tensor], torch.Tensor]
+
+
+def noise_samples(noisy: torch.Tensor, reference: torch.Tensor) -> list[torch.Tensor]:
+    """(B, C, H, W) noisy images and a reference denoiser's output -> noise samples, one per second view."""
+    residual = noisy - reference
+    h, w = noisy.shape[-2:]
+    return [torch.roll(residual, (int(h * dy), int(w * dx)), (-2, -1)) for dy, dx in VIEW_SHIFTS]
+
+
+def view_error(denoise: Denoise, noisy: torch.Tensor, samples: list[torch.Tensor]) -> torch.Tensor:
+    """(B, 1, H, W): per pixel, the squared error of denoise(y + z) against y - z, averaged over the
+    samples and the channels."""
+    error = torch.zeros_like(noisy[:, :1])
+    for z in samples:
+        error += (denoise(noisy + z) - (noisy - z)).square().mean(1, keepdim=True)
+    return error / len(samples)
+
+
+def blind_spot_error(denoise: Denoise, noisy: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W): a blind-spot network's squared error against the noisy image itself."""
+    return (denoise(noisy) - noisy).square().mean(1, keepdim=True)
+
+
+def error_db(error: torch.Tensor) -> float:
+    """A mean squared error on the 0..255 scale, in dB (higher is better)."""
+    return 10 * math.log10(255.0**2 / max(float(error.mean()), 1e-12))
+
+
+def keep_base_mask(error: torch.Tensor, base_error: torch.Tensor, region: int = REGION) -> torch.Tensor:
+    """(B, 1, H, W) weights in 0..1: 1 in the regions where `base_error` is the lower of the two on
+    average, feathered over a sixteenth of a region so that no seam shows."""
+    h, w = error.shape[-2:]
+    mean = lambda e: F.avg_pool2d(e, region, ceil_mode=True)  # noqa: E731 (border regions: their own pixels)
+    keep = (mean(base_error) < mean(error)).to(error.dtype)
+    keep = F.interpolate(keep, scale_factor=region, mode="nearest")[..., :h, :w]
+    return local_mean(keep, 2 * (region // 32) + 1)

@@ -1,0 +1,93 @@
+"""The self-supervised score (selfscore.py), choosing on held-out noisy crops, and keeping a student's base."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lgbpn.data.formats import Sample
+from lgbpn.denoiser import Denoiser
+from lgbpn.selfscore import blind_spot_error, keep_base_mask, noise_samples, view_error
+from lgbpn.train.trainer import hold_out
+from lgbpn.weights import load_model, save_weights
+
+from .helpers import noisy_image, tiny_model
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    k = int(3 * sigma) * 2 + 1
+    g = torch.exp(-(torch.arange(k) - k // 2).float().square() / (2 * sigma**2))
+    g = (g / g.sum()).view(1, 1, 1, k).repeat(x.shape[1], 1, 1, 1)
+    x = F.conv2d(F.pad(x, (k // 2, k // 2, 0, 0), mode="reflect"), g, groups=x.shape[1])
+    return F.conv2d(F.pad(x, (0, 0, k // 2, k // 2), mode="reflect"), g.transpose(-1, -2), groups=x.shape[1])
+
+
+def _scene(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A clean textured image and a noisy one with spatially correlated noise (sigma ~10), 0..255."""
+    gen = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    clean = (128 + 60 * torch.sin(yy / 9) * torch.cos(xx / 6)).expand(1, 3, 128, 128)
+    noise = _blur(torch.randn(1, 3, 128, 128, generator=gen), 0.7)
+    return clean, clean + noise * (10 / noise.std())
+
+
+def test_the_noisy_view_error_ranks_denoisers_as_their_error_to_the_clean_image():
+    clean, noisy = _scene()
+    denoisers = {"identity": lambda v: v, "light blur": lambda v: _blur(v, 0.8), "blur": lambda v: _blur(v, 1.5),
+                 "heavy blur": lambda v: _blur(v, 4.0)}
+    samples = noise_samples(noisy, _blur(noisy, 1.5))
+    assert len(samples) == 2 and all(z.shape == noisy.shape for z in samples)
+    true = {name: float((f(noisy) - clean).square().mean()) for name, f in denoisers.items()}
+    scored = {name: float(view_error(f, noisy, samples).mean()) for name, f in denoisers.items()}
+    assert sorted(true, key=true.get) == sorted(scored, key=scored.get)
+    assert len(set(sorted(true, key=true.get)[:2]) & {"light blur", "blur"}) == 2  # not a trivial order
+
+
+def test_a_blind_spot_networks_own_error_is_its_error_plus_the_noise():
+    clean, noisy = _scene(1)
+    mean_of_neighbours = lambda v: (torch.roll(v, 3, -1) + torch.roll(v, -3, -1)) / 2  # noqa: E731 (blind, noise 0.7 px)
+    own = float(blind_spot_error(mean_of_neighbours, noisy).mean())
+    true = float((mean_of_neighbours(noisy) - clean).square().mean())
+    assert own == pytest.approx(true + float((noisy - clean).square().mean()), rel=0.1)
+
+
+def test_the_base_is_kept_in_the_regions_where_it_scores_better():
+    error = torch.ones(1, 1, 256, 256)
+    base_error = torch.ones(1, 1, 256, 256)
+    base_error[..., :128] = 0.5  # the base is better in the left half ...
+    base_error[..., 128:] = 2.0  # ... and worse in the right half
+    keep = keep_base_mask(error, base_error)
+    assert torch.all(keep[..., :120] == 1) and torch.all(keep[..., 136:] == 0)
+    assert keep.min() >= 0 and keep.max() <= 1
+
+
+def test_held_out_crops_are_the_bottom_rows_and_are_not_trained_on():
+    tall, short = noisy_image(96, 40, seed=1), noisy_image(40, 40, seed=2)
+    samples = [Sample("tall", lambda: tall, None), Sample("short", lambda: short, None)]
+    kept, crops = hold_out(samples, 2, 32)
+    assert len(crops) == 1 and np.array_equal(crops[0], tall[64:, 4:36])
+    assert np.array_equal(kept[0].noisy(), tall[:64]) and kept[1].noisy() is short  # too short to hold out from
+
+
+def _identity_student():
+    model = tiny_model("unet")
+    with torch.no_grad():
+        model.out.weight.zero_()
+        model.out.bias.zero_()  # a residual network: it now gives its input back
+    return model
+
+
+def test_an_adapted_student_keeps_its_bases_output_where_that_scores_better(tmp_path, caplog):
+    save_weights(_identity_student(), tmp_path / "base.safetensors")
+    adapted = tiny_model("unet")  # random weights: far worse than the input everywhere
+    adapted.base = str(tmp_path / "base.safetensors")
+    save_weights(adapted, tmp_path / "adapted.safetensors")
+    loaded = load_model(tmp_path / "adapted.safetensors")
+    assert loaded.base == adapted.base
+    image = noisy_image(64, 64)
+    options = dict(r3=False, lowpass_sigma=None, blend=False, guard=False)
+    with caplog.at_level("INFO", logger="lgbpn"):
+        out = Denoiser(loaded, **options)(image)
+    np.testing.assert_array_equal(out, image)  # the base (the identity) everywhere
+    assert "kept on 100% of the image" in caplog.text
+    assert not np.array_equal(Denoiser(loaded, keep_base=False, **options)(image), image)  # opted out
