@@ -10,7 +10,7 @@ import click
 
 from .bench.command import bench_command  # cheap: the harness loads when `bench` runs
 from .errors import LgbpnError
-from .options import DEFAULT_OVERLAP, DEFAULT_TILE, PRESET_CHOICES, InferenceOptions, OptionError
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_STRENGTH, PRESET_CHOICES, InferenceOptions, OptionError
 
 
 class _Main(click.Group):
@@ -247,18 +247,21 @@ def _model_options(corrections: bool = True):
         click.option("--guard/--no-guard", default=corrections,
                      help=f"A distilled student gives the input back where it removed far more than noise, structure "
                           f"it erased (default: {default}); --no-guard keeps the student's own output."),
+        click.option("--strength", type=float, default=1.0, show_default=True,
+                     help=f"How strongly to denoise: 0 gives the input back, 1 the default output, up to {MAX_STRENGTH:g} "
+                          "stronger (below 1 a blend with the input; above 1 a second pass over the output blended in)."),
     ]
 
     def decorate(command):
         @functools.wraps(command)
         def run(*args, weights, model_name, arch, preset, device, precision, tile, overlap, no_r3, seed, lowpass, blend,
-                teacher_fallback, guard, **kwargs):
+                teacher_fallback, guard, strength, **kwargs):
             if weights is not None and model_name is not None:
                 raise click.UsageError("give either --weights or --model, not both")
             try:
                 options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
                                            overlap=overlap, blend=blend, teacher_fallback=teacher_fallback, guard=guard,
-                                           **({} if lowpass else {"lowpass_sigma": None}))
+                                           strength=strength, **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None
             return command(*args, model=_ModelChoice(weights, model_name, arch, preset, options), **kwargs)

@@ -20,6 +20,7 @@ from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
 from .noise import STUDENT_NOISE_MARGIN, auto_preset, measure_noise
 from .options import InferenceOptions
+from .strength import apply_strength
 from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
 
@@ -85,11 +86,16 @@ class Denoiser:
         return cls.from_weights(path, preset=preset, options=options, **kwargs)
 
     def denoise_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) float on the 0..255 scale -> the same, on x's device (with the preset of x[0])."""
+        """(B, C, H, W) float on the 0..255 scale -> the same, on x's device (with the preset of x[0]), at the
+        options' strength."""
+        return apply_strength(self._denoise_once, x, self.options.strength)
+
+    def _denoise_once(self, x: torch.Tensor) -> torch.Tensor:
+        """denoise_batch at strength 1."""
         noisy = x.to(self.device)
         teacher = self._teacher_for(x[0])
         if teacher is not None:
-            return teacher.denoise_batch(x)
+            return teacher._denoise_once(x)
         self._set_preset(x[0])
         with torch.inference_mode():
             out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
@@ -187,6 +193,8 @@ class Denoiser:
         x = image.to(torch.float32, copy=True).mul_(255.0 / peak)  # one full-size copy (a 12 MP image: 144 MB)
         if not torch.isfinite(x).all():
             raise InputError("input image contains NaN or Inf values")
+        if self.options.strength == 0:  # the input itself: no network, and no float round trip through the 0..255 scale
+            return image.clone()
         grey = x.shape[0] == 1 and self.channels == 3
         x = grey_to_rgb(x, axis=-3) if grey else x
         if x.shape[0] != self.channels:
