@@ -1,4 +1,4 @@
-"""`lgbpn` command line: denoise, train, eval, plot, demo, models, bench, submit."""
+"""`lgbpn` command line: denoise, train, eval, plot, demo, models, bench, submit, ui."""
 
 import dataclasses
 import functools
@@ -377,6 +377,24 @@ def submit(benchmark, data, output, model):
         click.echo(f"{method}: wrote " + ", ".join(str(p) for p in paths.values()))
     else:
         click.echo(f"{method}: wrote {denoise_dnd(data, denoiser, output)}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; the default serves only this computer.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True)
+def ui(host, port):
+    """A local web page: drop photos, choose the model and strength, compare before and after at 1:1, download."""
+    try:
+        import uvicorn
+
+        from .ui.app import create_app
+    except ImportError as exc:
+        raise LgbpnError(f"lgbpn ui: the page needs the ui extra ({exc.name} is missing): pip install -e '.[ui]'") from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}: other computers that reach it can use the page", err=True)
+    click.echo(f"lgbpn ui: open http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl-C stops it)")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
 
 
 main.add_command(bench_command)

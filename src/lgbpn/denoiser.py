@@ -8,6 +8,7 @@ R3, tiles, output corrections) is an `InferenceOptions`.
 """
 
 import logging
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class Denoiser:
     """A model and how to run it: `Denoiser(model, options)`, or `Denoiser(model, r3=False, ...)` with
     option fields as keywords (over `options`, or over the defaults)."""
 
-    def __init__(self, model: nn.Module, options: InferenceOptions | None = None, *, progress: bool = False,
+    def __init__(self, model: nn.Module, options: InferenceOptions | None = None, *, progress: bool | Callable = False,
                  **changes):
         self.options = (options or InferenceOptions()).replace(**changes)
         self.device = resolve_device(self.options.device)
