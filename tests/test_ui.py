@@ -120,3 +120,24 @@ def test_uploaded_weights_become_a_model_choice(client, tmp_path, weights):
     expected = tmp_path / "cli.png"
     assert run_cli("denoise", source, "-o", expected, "--weights", weights).exit_code == 0
     assert np.array_equal(read_image_bytes(client.get(f"/api/jobs/{job['id']}/result").content), read_image(expected).pixels)
+
+
+@pytest.mark.slow
+def test_progress_counts_the_tiles_of_both_passes(tmp_path):
+    from lgbpn.ui.session import Session
+
+    session = Session()
+    seen = []
+    report = session._report
+    session._report = lambda done, tiles: (report(done, tiles), seen.append(session._running.progress))
+    try:
+        source = tmp_path / "big.png"
+        PILImage.fromarray(noisy_image(700, 700)).save(source)  # 2 x 2 tiles of the default 672
+        job = session.submit(session.add_photo("big.png", source.read_bytes()).id, "lgbpn-fast", 1.5)
+        end = time.monotonic() + 120
+        while job.state in ("queued", "running") and time.monotonic() < end:
+            time.sleep(0.05)
+        assert job.state == "done", job.message
+        assert seen == pytest.approx([n / 8 for n in range(1, 9)])  # 4 tiles, twice
+    finally:
+        session.close()
