@@ -141,3 +141,19 @@ def test_progress_counts_the_tiles_of_both_passes(tmp_path):
         assert seen == pytest.approx([n / 8 for n in range(1, 9)])  # 4 tiles, twice
     finally:
         session.close()
+
+
+def test_a_bug_is_a_json_message_not_a_traceback_page(tmp_path):
+    from lgbpn.ui.session import Session
+
+    session = Session()
+    session.add_photo = lambda name, data: 1 / 0  # a bug in the server's own code
+    with TestClient(create_app(session), raise_server_exceptions=False) as client:
+        response = client.post("/api/photos", files={"file": ("a.png", b"x")})
+    assert response.status_code == 500
+    assert response.json() == {"error": "unexpected ZeroDivisionError (division by zero); please report this"}
+
+
+def test_ui_command_listens_on_localhost_by_default():
+    help_text = run_cli("ui", "--help").output
+    assert "127.0.0.1" in help_text and "7860" in help_text

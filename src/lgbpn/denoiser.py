@@ -56,7 +56,8 @@ def resolve_device(device: str) -> torch.device:
 
 class Denoiser:
     """A model and how to run it: `Denoiser(model, options)`, or `Denoiser(model, r3=False, ...)` with
-    option fields as keywords (over `options`, or over the defaults)."""
+    option fields as keywords (over `options`, or over the defaults). `progress`: True draws a tile bar on
+    stderr; a function is called with (tiles done, tiles) after each tile of each pass."""
 
     def __init__(self, model: nn.Module, options: InferenceOptions | None = None, *, progress: bool | Callable = False,
                  **changes):
