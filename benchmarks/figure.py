@@ -1,4 +1,4 @@
-"""Comparison figure for the README: one crop per subset of ../shared/data, every method side by side.
+"""Comparison figure for docs/results.md: one crop per subset of ../shared/data, every method side by side.
 
     python benchmarks/figure.py --out benchmarks/results/comparison.png
 

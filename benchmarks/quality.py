@@ -3,7 +3,7 @@
     python benchmarks/quality.py --methods noisy,nlm,bm3d --json benchmarks/results/quality.json
     python benchmarks/quality.py --methods lgbpn-s,lgbpn-s+r3,lgbpn-s+adapt,apbsn-s,lgbpn-s+noblend
     python benchmarks/quality.py --methods noisy,lgbpn-s+r3 --subsets polyu --limit 10 --threads 1
-    python benchmarks/quality.py --table                  # the README's table from the JSON
+    python benchmarks/quality.py --table                  # docs/results.md's table from the JSON
 
 Leave-camera-out (a camera the model never saw): train without two PolyU cameras, then score those
 images only (stored as the subset `polyu:NikonD800,Sony`, beside the in-distribution ones):

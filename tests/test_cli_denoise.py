@@ -151,7 +151,7 @@ def test_precision_option(tmp_path, weights):
     assert result.exit_code == 2 and "--precision" in result.output
 
 
-@pytest.mark.parametrize("option, value", [("--seed", "-1"), ("--device", "gpu0"), ("--overlap", "-3")])
+@pytest.mark.parametrize("option, value", [("--seed", "-1"), ("--device", "gpu0"), ("--overlap", "-3"), ("--strength", "3")])
 @pytest.mark.parametrize("command", ["denoise", "eval", "submit"])
 def test_bad_model_option_exits_2_naming_it(tmp_path, weights, command, option, value):
     args = {"denoise": ["denoise", tmp_path / "a.png", "-o", tmp_path / "b.png"],

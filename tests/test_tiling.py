@@ -89,3 +89,11 @@ def test_student_tiles_equal_the_whole_image(image, arch):
     model = tiny_model(arch).eval()
     whole = denoise_tiled(model, image, tile=1000)
     torch.testing.assert_close(denoise_tiled(model, image, tile=40, overlap=8), whole, rtol=0, atol=1e-3)
+
+
+def test_progress_function_hears_every_tile():
+    model, x = tiny_model("unet-half"), torch.rand(1, 3, 64, 80) * 255
+    calls = []
+    out = denoise_tiled(model, x, tile=32, progress=lambda done, tiles: calls.append((done, tiles)))
+    assert calls == [(n, 6) for n in range(1, 7)]  # 2 x 3 tiles
+    assert torch.equal(out, denoise_tiled(model, x, tile=32))

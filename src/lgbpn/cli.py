@@ -1,4 +1,4 @@
-"""`lgbpn` command line: denoise, train, eval, plot, demo, models, bench, submit."""
+"""`lgbpn` command line: denoise, train, eval, plot, demo, models, bench, submit, ui."""
 
 import dataclasses
 import functools
@@ -10,7 +10,7 @@ import click
 
 from .bench.command import bench_command  # cheap: the harness loads when `bench` runs
 from .errors import LgbpnError
-from .options import DEFAULT_OVERLAP, DEFAULT_TILE, PRESET_CHOICES, InferenceOptions, OptionError
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_STRENGTH, PRESET_CHOICES, InferenceOptions, OptionError
 
 
 class _Main(click.Group):
@@ -260,18 +260,21 @@ def _model_options(corrections: bool = True):
         click.option("--guard/--no-guard", default=corrections,
                      help=f"A distilled student gives the input back where it removed far more than noise, structure "
                           f"it erased (default: {default}); --no-guard keeps the student's own output."),
+        click.option("--strength", type=float, default=1.0, show_default=True,
+                     help=f"How strongly to denoise: 0 gives the input back, 1 the default output, up to {MAX_STRENGTH:g} "
+                          "stronger (below 1 a blend with the input; above 1 a second pass over the output blended in)."),
     ]
 
     def decorate(command):
         @functools.wraps(command)
         def run(*args, weights, model_name, arch, preset, device, precision, tile, overlap, no_r3, seed, lowpass, blend,
-                teacher_fallback, guard, keep_base, **kwargs):
+                teacher_fallback, guard, keep_base, strength, **kwargs):
             if weights is not None and model_name is not None:
                 raise click.UsageError("give either --weights or --model, not both")
             try:
                 options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
                                            overlap=overlap, blend=blend, teacher_fallback=teacher_fallback, guard=guard,
-                                           keep_base=keep_base,
+                                           keep_base=keep_base, strength=strength,
                                            **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None
@@ -392,6 +395,24 @@ def submit(benchmark, data, output, model):
         click.echo(f"{method}: wrote " + ", ".join(str(p) for p in paths.values()))
     else:
         click.echo(f"{method}: wrote {denoise_dnd(data, denoiser, output)}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; the default serves only this computer.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True)
+def ui(host, port):
+    """A local web page: drop photos, choose the model and strength, compare before and after at 1:1, download."""
+    try:
+        import uvicorn
+
+        from .ui.app import create_app
+    except ImportError as exc:
+        raise LgbpnError(f"lgbpn ui: the page needs the ui extra ({exc.name} is missing): pip install -e '.[ui]'") from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}: other computers that reach it can use the page", err=True)
+    click.echo(f"lgbpn ui: open http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl-C stops it)")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
 
 
 main.add_command(bench_command)

@@ -8,6 +8,7 @@ R3, tiles, output corrections) is an `InferenceOptions`.
 """
 
 import logging
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_las
 from .noise import STUDENT_NOISE_MARGIN, auto_preset, measure_noise
 from .options import InferenceOptions
 from .selfscore import error_db, keep_base_mask, noise_samples, view_error
+from .strength import apply_strength
 from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
 
@@ -55,9 +57,10 @@ def resolve_device(device: str) -> torch.device:
 
 class Denoiser:
     """A model and how to run it: `Denoiser(model, options)`, or `Denoiser(model, r3=False, ...)` with
-    option fields as keywords (over `options`, or over the defaults)."""
+    option fields as keywords (over `options`, or over the defaults). `progress`: True draws a tile bar on
+    stderr; a function is called with (tiles done, tiles) after each tile of each pass."""
 
-    def __init__(self, model: nn.Module, options: InferenceOptions | None = None, *, progress: bool = False,
+    def __init__(self, model: nn.Module, options: InferenceOptions | None = None, *, progress: bool | Callable = False,
                  **changes):
         self.options = (options or InferenceOptions()).replace(**changes)
         self.device = resolve_device(self.options.device)
@@ -96,11 +99,16 @@ class Denoiser:
         return cls.from_weights(path, preset=preset, options=options, **kwargs)
 
     def denoise_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) float on the 0..255 scale -> the same, on x's device (with the preset of x[0])."""
+        """(B, C, H, W) float on the 0..255 scale -> the same, on x's device (with the preset of x[0]), at the
+        options' strength."""
+        return apply_strength(self._denoise_once, x, self.options.strength)
+
+    def _denoise_once(self, x: torch.Tensor) -> torch.Tensor:
+        """denoise_batch at strength 1."""
         noisy = x.to(self.device)
         teacher = self._teacher_for(x[0])
         if teacher is not None:
-            return teacher.denoise_batch(x)
+            return teacher._denoise_once(x)
         self._set_preset(x[0])
         with torch.inference_mode():
             out = self._network_output(noisy)
@@ -120,10 +128,10 @@ class Denoiser:
         if self._base is None:
             load = Denoiser.from_pretrained if pretrained_path(self.model.base).exists() else Denoiser.from_weights
             self._base = load(self.model.base, options=self.options)
-        base_out = self._base.denoise_batch(noisy)
+        base_out = self._base._denoise_once(noisy)  # at strength 1, as `out`: the strength applies once, after
         samples = noise_samples(noisy, base_out)
         error = view_error(self._network_output, noisy, samples)
-        base_error = view_error(self._base.denoise_batch, noisy, samples)
+        base_error = view_error(self._base._denoise_once, noisy, samples)
         keep = keep_base_mask(error, base_error)
         share = float(keep.mean())
         logger.info("%s kept on %.0f%% of the image, where its noisy-view score is higher (whole image: adapted "
@@ -221,6 +229,8 @@ class Denoiser:
         x = image.to(torch.float32, copy=True).mul_(255.0 / peak)  # one full-size copy (a 12 MP image: 144 MB)
         if not torch.isfinite(x).all():
             raise InputError("input image contains NaN or Inf values")
+        if self.options.strength == 0:  # the input itself: no network, and no float round trip through the 0..255 scale
+            return image.clone()
         grey = x.shape[0] == 1 and self.channels == 3
         x = grey_to_rgb(x, axis=-3) if grey else x
         if x.shape[0] != self.channels:

@@ -20,7 +20,7 @@ FLAT_SHARE = 0.3  # the flattest share of blocks the variances are read from
 CLIP_SHARE = 0.02  # a block with more clipped pixels than this is left out
 MAX_SIDE = 1024  # larger images are measured on their central MAX_SIDE x MAX_SIDE crop
 
-# `--preset auto`, read off benchmarks/presets.py (README, "Presets"): for the network's own output,
+# `--preset auto`, read off benchmarks/presets.py (docs/results.md, "Presets"): for the network's own output,
 # the "light" preset's smaller blind patch keeps detail that weak noise does not justify losing
 # (PolyU, sigma 0.7-4.2: +2.4 dB over "sidd"), and lets correlated noise through on heavy noise
 # (SIDD, sigma 10-29: -0.8 dB). The threshold sits between the two (geometric mean, rounded).

@@ -23,6 +23,8 @@ DEFAULT_OVERLAP = 48
 # Test-time settings of a network with presets (LG-BPN's PD factors and shrunk-grid ratios);
 # "auto" picks one per image from its measured noise (see Denoiser).
 PRESET_CHOICES = ("auto", "sidd", "dnd", "light")
+# The strongest denoising asked for: 2 is a second pass over the first one's output (see strength.py).
+MAX_STRENGTH = 2.0
 
 
 def _default(module: str, name: str):
@@ -60,6 +62,8 @@ class InferenceOptions:
     guard: bool = True
     # A student fine-tuned from another (`--adapt`) keeps that one's output wherever it scores better (selfscore.py).
     keep_base: bool = True
+    # 0: the input; 1: the output above; up to MAX_STRENGTH: stronger (strength.py defines it).
+    strength: float = 1.0
 
     def __post_init__(self):
         from .precision import PRECISIONS
@@ -71,6 +75,8 @@ class InferenceOptions:
             _check(name, value, isinstance(value, Integral) and not isinstance(value, bool), "must be an integer")
             _check(name, value, value >= least, "must be positive" if least else "must be >= 0")
         _check("seed", self.seed, self.seed < 2**64, "must be below 2**64")  # R3 masks hash it as uint64
+        _check("strength", self.strength, _real(self.strength) and 0 <= self.strength <= MAX_STRENGTH,
+               f"must be from 0 (the input) to {MAX_STRENGTH:g}")
         _check("prob", self.prob, _real(self.prob) and 0 < self.prob <= 1, "must be in (0, 1]")
         if self.lowpass_sigma is not None:
             _check("lowpass_sigma", self.lowpass_sigma, _real(self.lowpass_sigma) and self.lowpass_sigma > 0,
@@ -101,6 +107,8 @@ class InferenceOptions:
             parts.append("residual Wiener blend")
         if self.lowpass_sigma is None and not self.blend:
             parts.append("no output corrections")
+        if self.strength != 1:
+            parts.append(f"strength {self.strength:g}")
         return ", ".join(parts)
 
     @property

@@ -9,6 +9,7 @@ and its output depends on the tile size: the default tile is fixed, see options.
 """
 
 import math
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import torch
@@ -61,24 +62,28 @@ def plan_tiles(model: nn.Module, h: int, w: int, tile: int = DEFAULT_TILE, overl
 
 
 @torch.inference_mode()
-def denoise_tiled(model: nn.Module, x: torch.Tensor, options: InferenceOptions | None = None, *, progress: bool = False,
-                  **changes) -> torch.Tensor:
+def denoise_tiled(model: nn.Module, x: torch.Tensor, options: InferenceOptions | None = None, *,
+                  progress: bool | Callable[[int, int], None] = False, **changes) -> torch.Tensor:
     """Denoise a (B, C, H, W) float batch on the 0..255 scale; returns the same shape, on x's device.
 
     Runs the network as `options` (with `changes` applied) say: R3, seed, tile, overlap, precision.
     The output corrections are left to the caller (`Denoiser` applies them to the whole image).
+    `progress`: True draws a bar on stderr; a function is called with (tiles done, tiles) after each tile.
     """
     options = (options or InferenceOptions()).replace(**changes)
     rows, cols = plan_tiles(model, *x.shape[-2:], options.tile, options.overlap)
     out = torch.empty_like(x)
-    bar = tqdm(total=len(rows) * len(cols), desc="tiles", unit="tile", disable=not progress, leave=False)
+    report = progress if callable(progress) else None
+    tiles = [(row, col) for row in rows for col in cols]
+    bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=progress is not True, leave=False)
     with bar, told_noise(model, x), _precision(model, resolve_precision(options.precision, x.device), x.device):
-        for y0, y1, cy0, cy1 in rows:
-            for x0, x1, cx0, cx1 in cols:
-                window = x[..., y0:y1, x0:x1]
-                result = _denoise_window(model, window, (y0, x0), options)
-                out[..., cy0:cy1, cx0:cx1] = result[..., cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
-                bar.update()
+        for done, ((y0, y1, cy0, cy1), (x0, x1, cx0, cx1)) in enumerate(tiles, 1):
+            window = x[..., y0:y1, x0:x1]
+            result = _denoise_window(model, window, (y0, x0), options)
+            out[..., cy0:cy1, cx0:cx1] = result[..., cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+            bar.update()
+            if report is not None:
+                report(done, len(tiles))
     return out
 
 
