@@ -278,12 +278,16 @@ def _model_options(corrections: bool = True):
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists (resume a batch).")
 @click.option("--adapt", type=int, default=0, callback=_not_negative,
               help="Fine-tune on the input images for N steps first (self-supervised).")
-def denoise(inputs, output, model, skip_existing, adapt):
+@click.option("--png-compression", type=click.IntRange(0, 9),
+              help="zlib level of PNG outputs, 0 (fastest, largest) to 9 (smallest, slowest); every level is lossless "
+                   "[default 1: about 5x faster than 6, Pillow's default, for files about 15% larger].")
+def denoise(inputs, output, model, skip_existing, adapt, png_compression):
     """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA)."""
     from .batch import denoise_files, plan_outputs
 
     jobs = plan_outputs(list(inputs), output)
-    code = denoise_files(model.load(), jobs, skip_existing=skip_existing, adapt_steps=adapt)
+    writing = {} if png_compression is None else {"png_compression": png_compression}
+    code = denoise_files(model.load(), jobs, skip_existing=skip_existing, adapt_steps=adapt, **writing)
     sys.exit(code)
 
 
