@@ -27,7 +27,7 @@ def test_folder_outputs_equal_a_plain_loop_and_a_bad_file_is_reported(tmp_path, 
     out = tmp_path / "out"
     denoiser = Denoiser.from_weights(weights, r3=False, precision="fp32")
     with caplog.at_level(logging.INFO, logger="lgbpn"):
-        code = denoise_files(denoiser, plan_outputs([src], out))
+        code = denoise_files(lambda: denoiser, plan_outputs([src], out))
     assert code == 3
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith(f"error: {src / 'b.png'}: ")
@@ -51,7 +51,7 @@ def test_warnings_name_their_file_whichever_thread_raised_them(tmp_path, weights
         PILImage.fromarray(rgba, "RGBA").save(src / name)
     jobs = [batch.Job(src / "x.png", tmp_path / "x.jpg"), batch.Job(src / "y.png", tmp_path / "y.png")]
     with caplog.at_level(logging.INFO, logger="lgbpn"):
-        code = denoise_files(Denoiser.from_weights(weights, r3=False), jobs)
+        code = denoise_files(lambda: Denoiser.from_weights(weights, r3=False), jobs)
     assert code == 0
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned == [f"warning: {src / 'x.png'}: {tmp_path / 'x.jpg'}: JPEG cannot store alpha; the alpha channel is "
@@ -99,6 +99,6 @@ def test_the_next_file_decodes_and_the_previous_encodes_while_one_is_denoised(tm
     monkeypatch.setattr(batch, "read_image", read)
     monkeypatch.setattr(batch, "write_image", write)
     watching = _Watching(names, started_reading, started_writing)
-    assert denoise_files(watching, plan_outputs([src], tmp_path / "out")) == 0
+    assert denoise_files(lambda: watching, plan_outputs([src], tmp_path / "out")) == 0
     assert watching.overlaps == [(True, True)] * len(names)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names

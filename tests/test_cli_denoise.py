@@ -180,3 +180,19 @@ def test_eval_records_the_inference_options(tmp_path, weights):
     info = json.loads(report.read_text())
     assert info["weights"] == str(weights) and info["model"] == "lgbpn-s"
     assert (info["r3"], info["tile"], info["overlap"], info["precision"], info["blend"]) == (False, 96, 48, "auto", True)
+
+
+@pytest.mark.slow
+def test_denoise_loads_only_what_it_needs(tmp_path, weights):
+    """Start-up is part of every photo's time: `lgbpn denoise` must not import what only other commands,
+    or other formats, need (the TIFF codec, plotting, training, benchmarks, OpenCV ...)."""
+    src = tmp_path / "photo.png"
+    PILImage.fromarray(noisy_image(40, 52)).save(src)
+    script = ("import sys\nfrom lgbpn.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n"
+              "    assert exc.code == 0, exc.code\nprint(' '.join(sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", script, "denoise", str(src), "-o", str(tmp_path / "out.png"),
+                             "--weights", str(weights), "--no-r3"], capture_output=True, text=True, check=True).stdout.split()
+    assert "torch" in loaded and "lgbpn.denoiser" in loaded  # the check sees what the command imported
+    heavy = ("tifffile", "scipy", "skimage", "matplotlib", "h5py", "pydantic", "yaml", "cv2", "lgbpn.bench.harness",
+             "lgbpn.bench.compare", "lgbpn.train.trainer", "lgbpn.data.formats", "lgbpn.metrics", "lgbpn.adapt")
+    assert [name for name in heavy if name in loaded] == []

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,22 +116,19 @@ class _Tally:
             log.error("error: %s: unexpected %s (%s); please report this", job.source, type(exc).__name__, one_line(exc))
 
 
-def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_steps: int = 0,
+def denoise_files(load_denoiser: Callable, jobs: list[Job], skip_existing: bool = False, adapt_steps: int = 0,
                   png_compression: int = DEFAULT_PNG_COMPRESSION) -> int:
-    """Denoise the jobs; returns the exit code (0 ok, 1 all/only file failed, 3 some failed).
+    """Denoise the jobs with the Denoiser that `load_denoiser()` returns; returns the exit code (0 ok, 1
+    all/only file failed, 3 some failed).
 
     A pipeline: while the network denoises one file, a thread decodes the next and another encodes the
-    previous (the codecs release the GIL), so a folder runs at the network's pace. The network still
-    sees the files one by one in order, so the outputs are those of a plain loop.
+    previous (the codecs release the GIL), so a folder runs at the network's pace; the first file decodes
+    while torch and the model load. The network still sees the files one by one in order, so the
+    outputs are those of a plain loop.
     """
     jobs = _shard(jobs)
     todo = [j for j in jobs if not (skip_existing and j.target.exists())]
     skipped = len(jobs) - len(todo)
-    if adapt_steps and todo:
-        from .adapt import adapt_to_images
-
-        denoiser = denoiser.blind_spot()
-        adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
     tally = _Tally()
     # Lines printed while the progress bar is drawn must not get glued to it.
     with (logging_redirect_tqdm(loggers=[logging.getLogger("lgbpn")]), warnings.catch_warnings(),
@@ -138,6 +136,12 @@ def denoise_files(denoiser, jobs: list[Job], skip_existing: bool = False, adapt_
         warnings.simplefilter("always")
         warnings.showwarning = _warn_naming_the_file
         reads = [reader.submit(_read, todo[0])] if todo else []
+        denoiser = load_denoiser()
+        if adapt_steps and todo:
+            from .adapt import adapt_to_images
+
+            denoiser = denoiser.blind_spot()
+            adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
         writes = []  # (job, future or None) whose outcome is not counted yet
         try:
             for index, job in enumerate(tqdm(todo, desc="denoise", unit="file", disable=len(todo) < 2)):

@@ -287,7 +287,7 @@ def denoise(inputs, output, model, skip_existing, adapt, png_compression):
 
     jobs = plan_outputs(list(inputs), output)
     writing = {} if png_compression is None else {"png_compression": png_compression}
-    code = denoise_files(model.load(), jobs, skip_existing=skip_existing, adapt_steps=adapt, **writing)
+    code = denoise_files(model.load, jobs, skip_existing=skip_existing, adapt_steps=adapt, **writing)
     sys.exit(code)
 
 
