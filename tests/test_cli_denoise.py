@@ -41,7 +41,7 @@ def test_the_students_guard_is_on_by_default_and_can_be_turned_off(tmp_path, mon
 
     # What the guard gives back is tested in test_wiener.py; here, a stand-in that gives everything back
     # shows whether the command line applies it.
-    monkeypatch.setattr(lgbpn.corrections, "residual_guard", lambda denoised, noisy: noisy)
+    monkeypatch.setattr(lgbpn.corrections, "residual_guard", lambda denoised, noisy, out=None: noisy)
     src = tmp_path / "photo.png"
     PILImage.fromarray(noisy_scene(8, 48)).save(src)
     outputs = {}

@@ -94,7 +94,7 @@ class Denoiser:
         with torch.inference_mode():
             out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
             out = finish_output(out, noisy, self.model.corrections_learnt, self.options.lowpass_sigma,
-                                self.options.blend, self.options.guard)
+                                self.options.blend, self.options.guard, in_place=True)
         return out.to(x.device)
 
     def _teacher_for(self, image: torch.Tensor) -> "Denoiser | None":
