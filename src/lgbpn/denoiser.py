@@ -8,6 +8,8 @@ R3, tiles, output corrections) is an `InferenceOptions`.
 """
 
 import logging
+import time
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
@@ -64,6 +66,9 @@ class Denoiser:
         self.progress = progress
         self.channels = model.arch_config.get("in_ch", 3)
         self._teacher: Denoiser | None | bool = None  # a student's fallback, loaded when first needed
+        # Seconds spent in the network and in the output corrections (or guard), summed over calls; the rest
+        # of a call is conversions. `lgbpn bench --compare` reports them.
+        self.stage_seconds: Counter[str] = Counter()
 
     @property
     def r3(self) -> bool:
@@ -92,9 +97,12 @@ class Denoiser:
             return teacher.denoise_batch(x)
         self._set_preset(x[0])
         with torch.inference_mode():
+            start = time.perf_counter()
             out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
+            finished = time.perf_counter()
             out = finish_output(out, noisy, self.model.corrections_learnt, self.options.lowpass_sigma,
                                 self.options.blend, self.options.guard, in_place=True)
+            self.stage_seconds.update(network=finished - start, corrections=time.perf_counter() - finished)
         return out.to(x.device)
 
     def _teacher_for(self, image: torch.Tensor) -> "Denoiser | None":
