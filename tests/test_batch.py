@@ -102,3 +102,49 @@ def test_the_next_file_decodes_and_the_previous_encodes_while_one_is_denoised(tm
     assert denoise_files(lambda: watching, plan_outputs([src], tmp_path / "out")) == 0
     assert watching.overlaps == [(True, True)] * len(names)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == names
+
+
+class _Copying:
+    """A stand-in denoiser that returns its input, and is interrupted (Ctrl-C) on the file numbered `stop`."""
+
+    def __init__(self, stop=None):
+        self.stop, self.seen = stop, 0
+
+    def denoise_pixels(self, pixels):
+        self.seen += 1
+        if self.seen == self.stop:
+            raise KeyboardInterrupt
+        return pixels
+
+
+def _folder(tmp_path, count):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(count):
+        PILImage.fromarray(noisy_image(16, 16, seed=i)).save(src / f"{i}.png")
+    return src
+
+
+def test_an_interrupt_says_what_was_done_and_keeps_the_finished_outputs(tmp_path, caplog):
+    src, out = _folder(tmp_path, 5), tmp_path / "out"
+    (out / "0.png").parent.mkdir()
+    PILImage.fromarray(noisy_image(16, 16)).save(out / "0.png")
+    with caplog.at_level(logging.INFO, logger="lgbpn"):
+        try:
+            denoise_files(lambda: _Copying(stop=3), plan_outputs([src], out), skip_existing=True)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("the interrupt must reach the caller")
+    assert ("interrupted: 2 denoised, 1 skipped, 0 failed, 2 not done; run again with --skip-existing to resume"
+            in caplog.text)
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png"]  # the ones before: written whole
+    assert np.array_equal(read_image(out / "2.png").pixels, read_image(src / "2.png").pixels)
+
+
+def test_under_torchrun_each_rank_denoises_its_share(tmp_path, monkeypatch):
+    src, out = _folder(tmp_path, 5), tmp_path / "out"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert denoise_files(lambda: _Copying(), plan_outputs([src], out)) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["1.png", "3.png"]
