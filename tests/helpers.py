@@ -5,12 +5,17 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image as PILImage
 
 from lgbpn.models import build_model
+from lgbpn.precision import native_bf16
 from lgbpn.weights import save_weights
+
+# Checks of bf16 as `--precision auto` runs it: only where the CPU has the units (elsewhere auto is fp32).
+NEEDS_BF16_UNITS = pytest.mark.skipif(not native_bf16(), reason="needs native bf16 units (AMX or AVX512-BF16)")
 
 TINY = {
     "lgbpn-s": dict(base_ch=8, head_ch=4, local_blocks=1, global_blocks=1),

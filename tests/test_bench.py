@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from lgbpn import Denoiser, InferenceOptions
+from lgbpn import Denoiser, InferenceOptions, precision
 from lgbpn.bench import alternatives, compare, harness
 from lgbpn.bench.command import bench_command
 from lgbpn.bench.plan import QUICK_COMPARE_PLAN, QUICK_SIZE, Method
@@ -139,7 +139,8 @@ def test_compare_quick_run_rows_target_json_and_plot(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(compare, "COMPARE_METHODS", methods)
     monkeypatch.setattr(compare, "STUDENT", unshipped)
-    monkeypatch.setattr(compare, "native_bf16", lambda: False)
+    child_precision = precision.resolve_precision("auto")  # the measuring processes' (unpatched) default
+    monkeypatch.setattr(precision, "native_bf16", lambda device="cpu": False)
     out = tmp_path / "compare.json"
     result = CliRunner().invoke(bench_command, ["--compare", "--quick", "--compare-images", "2", "--data", str(data),
                                                 "--json", str(out)])
@@ -165,7 +166,7 @@ def test_compare_quick_run_rows_target_json_and_plot(tmp_path, monkeypatch):
     assert teacher["timed_size"] == f"{crop}x{crop}"
     assert teacher["photo_work_ratio"] == pytest.approx(width * height / crop**2)  # one tile each, no overlap
     assert teacher["photo_seconds"] == pytest.approx(teacher["timed_seconds"] * teacher["photo_work_ratio"])
-    denoiser = Denoiser.from_pretrained("lgbpn-s", options=InferenceOptions(r3=False))
+    denoiser = Denoiser.from_pretrained("lgbpn-s", options=InferenceOptions(r3=False, precision=child_precision))
     for subset, folder in (("sidd", "sidd_samples"), ("polyu", "polyu")):
         pairs = [_pair(data / folder, name) for name in c["images"][subset]]
         expected = np.mean([psnr(denoiser(noisy), clean) for noisy, clean in pairs])
@@ -185,6 +186,18 @@ def test_compare_quick_run_rows_target_json_and_plot(tmp_path, monkeypatch):
     assert "not installed" in result.output and "no slower than OpenCV: -" in result.output
     with Image.open(out.with_suffix(".png")) as plot:
         assert plot.width > 500 and plot.height > 300
+
+
+def test_compare_target_survives_a_default_precision_run_that_failed(tmp_path, monkeypatch):
+    """Where auto picks bf16 and that run fails, the target has no time and no verdict, and fp32 still shows."""
+    runs = {"fp32": {"seconds": 2.0, "peak_mb": 900.0}, "bf16": {"error": "worker process died", "peak_mb": None}}
+    monkeypatch.setattr(compare, "run_isolated", lambda fn, command, threads: dict(runs[command[-1]]))
+    target = compare._target(tmp_path / "photo.jpg", tmp_path, {compare.STUDENT}, 2, 3.0, 4.0, "bf16")
+    assert target["precision"] == "bf16" and target["bf16"]["error"] == "worker process died"
+    assert target["fp32"]["seconds_per_mp"] == 0.5
+    assert target["no_slower_than_opencv"] is None and target["peak_under_2gb"] is None
+    fp32_default = compare._target(tmp_path / "photo.jpg", tmp_path, {compare.STUDENT}, 2, 3.0, 4.0, "fp32")
+    assert "not run" in fp32_default["bf16"]["note"] and fp32_default["no_slower_than_opencv"] is True
 
 
 @pytest.mark.parametrize("kind, module", [("opencv", "cv2"), ("oidn", "pyoidn"),

@@ -18,7 +18,7 @@ from lgbpn.train.config import make_config
 from lgbpn.train.trainer import train
 
 from .conftest import ROOT
-from .helpers import TINY
+from .helpers import NEEDS_BF16_UNITS, TINY
 
 
 def tiny_config(**kw):
@@ -97,13 +97,17 @@ def test_config_file_errors_name_the_key(tmp_path):
         make_config(crop=0)
 
 
+# In bf16 each rank's half batch rounds differently from one process's whole batch, and Adam moves a weight
+# by up to lr a step however small its gradient: where the rounding flips a near-zero gradient's sign, that
+# weight differs by up to lr per step. The rest must still agree as closely as in fp32.
 @pytest.mark.slow
-def test_two_process_gloo_matches_single_process(tmp_path, shared_data):
+@pytest.mark.parametrize("precision, close_share", [("fp32", 1.0), pytest.param("bf16", 0.99, marks=NEEDS_BF16_UNITS)])
+def test_two_process_gloo_matches_single_process(tmp_path, shared_data, precision, close_share):
     data = shared_data / "polyu"
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           str(ROOT / "tests" / "ddp_worker.py"), str(data), str(out)]
+           str(ROOT / "tests" / "ddp_worker.py"), str(data), str(out), precision]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rank0, rank1 = (torch.load(out / f"rank{r}.pt") for r in (0, 1))
@@ -111,11 +115,13 @@ def test_two_process_gloo_matches_single_process(tmp_path, shared_data):
         assert torch.equal(rank0[name], rank1[name]), name
     torch.set_num_threads(1)
     config = make_config(arch="lgbpn-s", model=TINY["lgbpn-s"], steps=3, crop=40, batch=4, lr=1e-3, val_every=1000,
-                         checkpoint_every=1000, log_every=1)
+                         checkpoint_every=1000, log_every=1, precision=precision)
     single = train([data], tmp_path / "single", config, progress=False)["model"].state_dict()
     torch.set_num_threads(2)
-    for name in rank0:
-        torch.testing.assert_close(rank0[name], single[name], rtol=1e-4, atol=1e-5)
+    ddp, one = (torch.cat([weights[name].flatten() for name in rank0]) for weights in (rank0, single))
+    diff = (ddp - one).abs()
+    assert (diff <= 1e-5 + 1e-4 * one.abs()).float().mean() >= close_share
+    assert diff.max() <= config.steps * config.lr
     assert (out / "last.pt").exists() and not (out / "rank1").exists()
 
 

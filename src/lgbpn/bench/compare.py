@@ -20,7 +20,7 @@ from ..data.formats import discover
 from ..denoiser import DEFAULT_MODEL, pretrained_names
 from ..metrics import psnr
 from ..models import build_model
-from ..precision import native_bf16, resolve_precision
+from ..precision import resolve_precision
 from ..weights import save_weights
 from . import alternatives, cases
 from .cases import Case
@@ -145,9 +145,10 @@ def _student_args(shipped: set[str], folder: Path) -> tuple[list[str], str]:
 
 
 def _target(photo: Path, folder: Path, shipped: set[str], threads: int, opencv_seconds: float | None,
-            megapixels: float) -> dict:
-    """`lgbpn denoise` on the photo, end to end, with the student: fp32, and bf16 where the CPU has bf16 units."""
-    target = dict(default_model=DEFAULT_MODEL, threads=threads)
+            megapixels: float, default_precision: str) -> dict:
+    """`lgbpn denoise` on the photo, end to end, with the student: fp32, and bf16 where `--precision auto`
+    (`default_precision`, what `lgbpn denoise` runs here) picks it, as on CPUs with bf16 units."""
+    target = dict(default_model=DEFAULT_MODEL, threads=threads, precision=default_precision)
     if DEFAULT_MODEL != STUDENT:
         target["note"] = (f"the default model is still {DEFAULT_MODEL} (R3 on: see the teacher+r3 row); "
                           f"timed: the student, the default to be as {STUDENT}")
@@ -159,7 +160,7 @@ def _target(photo: Path, folder: Path, shipped: set[str], threads: int, opencv_s
     target["command"] = " ".join(["lgbpn denoise photo.jpg -o out.jpg", *(Path(a).name for a in args)])
     command = [sys.executable, "-m", "lgbpn", "denoise", str(photo), "-o", str(folder / "out.jpg"), *args]
     for precision in ("fp32", "bf16"):
-        if precision == "bf16" and not native_bf16():
+        if precision == "bf16" and default_precision != "bf16":
             target[precision] = {"note": "not run: this CPU has no bf16 units (emulated bf16 is slower than fp32)"}
             continue
         start = time.perf_counter()
@@ -169,9 +170,8 @@ def _target(photo: Path, folder: Path, shipped: set[str], threads: int, opencv_s
         if "error" not in result:
             result["seconds_per_mp"] = result["seconds"] / megapixels
         target[precision] = result
-    target["precision"] = resolve_precision("auto")  # what `lgbpn denoise` runs here by default
-    timed = target[target["precision"]]
-    seconds = None if "error" in timed else timed["seconds"]
+    timed = target[default_precision]
+    seconds = None if "error" in timed else timed.get("seconds")  # None where that run failed or did not run
     target["opencv_seconds"] = opencv_seconds
     target["no_slower_than_opencv"] = None if None in (seconds, opencv_seconds) else seconds <= opencv_seconds
     target["peak_under_2gb"] = None if seconds is None else timed["peak_mb"] < TARGET_PEAK_MB
@@ -262,6 +262,7 @@ def run_compare(plan: ComparePlan, data: Path, threads: int, quick: bool = False
     started, load_before = time.perf_counter(), os.getloadavg()
     chosen = _images(Path(data), plan.images)
     shipped = set(pretrained_names())
+    default_precision = resolve_precision("auto")  # the one detection of bf16 units in this run
     baseline = run_isolated(cases.measure, Case("idle"), "cpu", threads)["peak_mb"]
     with tempfile.TemporaryDirectory(prefix="lgbpn-compare-") as tmp:
         photo, source = _photo(chosen, plan, Path(tmp))
@@ -277,14 +278,14 @@ def run_compare(plan: ComparePlan, data: Path, threads: int, quick: bool = False
                          measured.get("error") or f"peak {fmt(measured.get('peak_mb'), '.0f')} MB")
             rows.append(_method_row(method, shipped, measured, megapixels))
         opencv = next((r["photo_seconds"] for r in rows if r["method"] == "opencv-nlm"), None)
-        target = _target(photo, Path(tmp), shipped, threads, opencv, megapixels)
+        target = _target(photo, Path(tmp), shipped, threads, opencv, megapixels, default_precision)
         # Process start-ups dominate on quick's tiny photo: the pipeline is timed on the real one only.
         pipeline = {"note": "not run in a quick run"} if quick else _pipeline(chosen, plan, Path(tmp), shipped, threads)
     noisy = {subset: float(np.mean([psnr(alternatives.centre_crop(s.noisy(), plan.image_crop),
                                          alternatives.centre_crop(s.clean(), plan.image_crop))
                                     for s in discover(Path(folder)) if s.name in names]))
              for subset, (folder, names) in chosen.items()}
-    machine = dict(machine_info(threads), native_bf16=native_bf16(), baseline_rss_mb=baseline,
+    machine = dict(machine_info(threads), native_bf16=default_precision == "bf16", baseline_rss_mb=baseline,
                    load_average=[round(load_before[0], 2), round(os.getloadavg()[0], 2)])
     compare = dict(photo=dict(source=source, size=f"{plan.photo[1]}x{plan.photo[0]}", megapixels=megapixels,
                               crop=f"{plan.crop}x{plan.crop}"),
