@@ -78,3 +78,17 @@ def test_blend_by_bands_of_rows_equals_the_whole_image_formula(monkeypatch):
         in_place = denoised.clone()
         assert blend(in_place, noisy, out=in_place) is in_place
         assert torch.equal(in_place, blend(denoised, noisy))
+
+
+def test_local_mean_is_the_box_mean():
+    import torch.nn.functional as F
+
+    from lgbpn.nn.pd import pad_reflect_any
+    from lgbpn.nn.wiener import local_mean
+
+    torch.manual_seed(5)
+    for shape, window in (((2, 1, 37, 29), 9), ((1, 3, 3, 5), 9), ((1, 1, 16, 16), 3)):
+        x = 255 * torch.rand(shape)
+        half = window // 2
+        expected = F.avg_pool2d(pad_reflect_any(x, half, half, half, half), window, stride=1)
+        torch.testing.assert_close(local_mean(x, window), expected)  # float32 round-off apart
