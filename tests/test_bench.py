@@ -218,3 +218,31 @@ def test_compare_refuses_the_main_runs_options_and_missing_data(tmp_path):
         result = CliRunner().invoke(bench_command, args)
         assert result.exit_code == 2, (args, result.output)
     assert "sidd_samples, polyu" in result.output
+
+
+@pytest.mark.slow
+def test_compare_pipeline_times_ours_and_opencvs_loops_and_the_stages(tmp_path):
+    """The whole pipeline against OpenCV's, whole processes, on tiny photos: one PNG, a folder of JPEGs, and
+    one photo's stages (with random student weights, as where the student is not shipped)."""
+    pytest.importorskip("cv2")
+    from lgbpn.bench.plan import FOLDER_PHOTOS
+    from lgbpn.bench.report import _pipeline_lines
+
+    data = tmp_path / "data"
+    _pairs(data / "polyu", 3, 40, seed=1)
+    images = compare._images(data, None)
+    result = compare._pipeline(images, QUICK_COMPARE_PLAN, tmp_path, shipped=set(), threads=1)
+    assert result["photos"] == FOLDER_PHOTOS and result["weights"].startswith("random unet-half")
+    for key in ("png", "folder"):
+        run = result[key]
+        assert "error" not in run["ours"] and "error" not in run["opencv"], run
+        assert run["ratio"] == pytest.approx(run["ours"]["seconds"] / run["opencv"]["seconds"])
+    pipeline = tmp_path / "pipeline"
+    assert sorted(p.name for p in (pipeline / "ours").iterdir()) == sorted(p.name for p in (pipeline / "opencv").iterdir())
+    assert len(list((pipeline / "ours").iterdir())) == FOLDER_PHOTOS
+    assert (pipeline / "ours.png").exists() and (pipeline / "opencv.png").exists()
+    stages = result["stages"]
+    assert list(stages) == ["start_up", "decode", "network", "corrections", "encode", "conversions"]
+    assert stages["network"] > 0 and all(value >= 0 for value in stages.values()) and stages["start_up"] > 0.05
+    lines = "\n".join(_pipeline_lines(result))
+    assert f"a folder of {FOLDER_PHOTOS} JPEG photos: ours" in lines and "one photo's stages (s): start_up" in lines

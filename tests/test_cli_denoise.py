@@ -41,7 +41,7 @@ def test_the_students_guard_is_on_by_default_and_can_be_turned_off(tmp_path, mon
 
     # What the guard gives back is tested in test_wiener.py; here, a stand-in that gives everything back
     # shows whether the command line applies it.
-    monkeypatch.setattr(lgbpn.corrections, "residual_guard", lambda denoised, noisy: noisy)
+    monkeypatch.setattr(lgbpn.corrections, "residual_guard", lambda denoised, noisy, out=None: noisy)
     src = tmp_path / "photo.png"
     PILImage.fromarray(noisy_scene(8, 48)).save(src)
     outputs = {}
@@ -208,3 +208,18 @@ def test_adapt_with_the_default_student_runs_the_whole_route_and_saves_the_weigh
     assert twice.exit_code == 0 and "0 denoised, 2 skipped" in twice.stderr, twice.output  # nothing to adapt to
     refused = run("denoise", photos, "-o", out, "--adapt", 1)
     assert refused.exit_code == 1 and f"--weights {weights}" in refused.stderr, refused.output
+
+
+def test_denoise_loads_only_what_it_needs(tmp_path, weights):
+    """Start-up is part of every photo's time: `lgbpn denoise` must not import what only other commands,
+    or other formats, need (the TIFF codec, plotting, training, benchmarks, OpenCV ...)."""
+    src = tmp_path / "photo.png"
+    PILImage.fromarray(noisy_image(40, 52)).save(src)
+    script = ("import sys\nfrom lgbpn.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n"
+              "    assert exc.code == 0, exc.code\nprint(' '.join(sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", script, "denoise", str(src), "-o", str(tmp_path / "out.png"),
+                             "--weights", str(weights), "--no-r3"], capture_output=True, text=True, check=True).stdout.split()
+    assert "torch" in loaded and "lgbpn.denoiser" in loaded  # the check sees what the command imported
+    heavy = ("tifffile", "scipy", "skimage", "matplotlib", "h5py", "pydantic", "yaml", "cv2", "lgbpn.bench.harness",
+             "lgbpn.bench.compare", "lgbpn.train.trainer", "lgbpn.data.formats", "lgbpn.metrics", "lgbpn.adapt")
+    assert [name for name in heavy if name in loaded] == []

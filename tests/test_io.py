@@ -141,6 +141,23 @@ def test_png_16bit_grey_round_trip(tmp_path):
     assert np.array_equal(np.asarray(pil_load(out)), arr)  # an independent reader agrees
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_png_compression_levels_are_lossless_and_trade_size(tmp_path, dtype):
+    pixels = np.repeat(rand((48, 8, 3), dtype), 8, axis=1)  # repeats that deflate finds at any level but 0
+    alpha = rand((48, 64), dtype)
+    sizes = {}
+    for level in (0, 1, 9):
+        out = tmp_path / f"level{level}.png"
+        write_image(out, make_image(pixels, alpha), png_compression=level)
+        again = read_image(out)
+        assert np.array_equal(again.pixels, pixels) and np.array_equal(again.alpha, alpha)
+        sizes[level] = out.stat().st_size
+    assert sizes[9] <= sizes[1] < sizes[0]
+    with pytest.raises(ImageWriteError, match="PNG compression must be an integer 0-9") as excinfo:
+        write_image(tmp_path / "bad.png", make_image(pixels), png_compression=10)
+    assert_one_line_error(excinfo, tmp_path / "bad.png")
+
+
 @pytest.mark.parametrize("channels", [2, 3, 4])
 @pytest.mark.parametrize("interlace", [False, True])
 def test_png_16bit_colour_read_exact(tmp_path, channels, interlace):

@@ -22,3 +22,14 @@ def test_correction_removes_a_smooth_bias_and_keeps_detail():
     fixed = restore_low_frequencies(biased, noisy)
     assert (fixed - clean).abs().mean() < 0.2 * (biased - clean).abs().mean()
     assert (fixed - clean).abs().mean() < 0.3 * (noisy - clean).abs().mean()
+
+
+def test_correction_by_bands_of_rows_equals_the_whole_image(monkeypatch):
+    import lgbpn.nn.bands
+
+    torch.manual_seed(2)
+    noisy = 255 * torch.rand(2, 3, 70, 31)
+    denoised = gaussian_blur(noisy, 1.0)
+    whole = denoised + gaussian_blur(noisy - denoised, 4.0)
+    monkeypatch.setattr(lgbpn.nn.bands, "BAND_ROWS", 5)  # bands far shorter than the blur's 12-row context
+    torch.testing.assert_close(restore_low_frequencies(denoised, noisy, 4.0), whole, rtol=0, atol=1e-3)

@@ -58,3 +58,37 @@ def test_guard_gives_erased_texture_back_and_leaves_noise_removal_alone():
     assert err(guarded, textured) < 0.2 * err(smoothed, textured)
     assert torch.equal(guarded[flat], smoothed[flat])  # a residual of noise alone is far below the margin
     assert err(guarded, flat) < err(blended, flat)  # the ordinary blend lets some noise back there
+
+
+def test_blend_by_bands_of_rows_equals_the_whole_image_formula(monkeypatch):
+    """Bands of rows with their context give the whole image's values exactly, written in place or not."""
+    import lgbpn.nn.bands
+    from lgbpn.nn.wiener import flat_area_median, local_mean, local_variance
+
+    monkeypatch.setattr(lgbpn.nn.bands, "BAND_ROWS", 7)  # bands shorter than the 9x9 window's context, a last one of 2
+    torch.manual_seed(4)
+    noisy = 255 * torch.rand(2, 3, 51, 23)
+    denoised = gaussian_blur(noisy, 1.5)
+    residual = noisy - denoised
+    energy = local_mean(residual.square().mean(dim=1, keepdim=True), 9)
+    noise_var = flat_area_median(energy, local_variance(noisy.mean(dim=1, keepdim=True), 9))
+    for factor, blend in ((1.0, residual_wiener_blend), (16.0, lambda d, n, **kw: residual_guard(d, n, **kw))):
+        expected = denoised + (1 - factor * noise_var / energy).clamp(0, 1) * residual
+        torch.testing.assert_close(blend(denoised, noisy), expected, rtol=0, atol=1e-4)
+        in_place = denoised.clone()
+        assert blend(in_place, noisy, out=in_place) is in_place
+        assert torch.equal(in_place, blend(denoised, noisy))
+
+
+def test_local_mean_is_the_box_mean():
+    import torch.nn.functional as F
+
+    from lgbpn.nn.pd import pad_reflect_any
+    from lgbpn.nn.wiener import local_mean
+
+    torch.manual_seed(5)
+    for shape, window in (((2, 1, 37, 29), 9), ((1, 3, 3, 5), 9), ((1, 1, 16, 16), 3)):
+        x = 255 * torch.rand(shape)
+        half = window // 2
+        expected = F.avg_pool2d(pad_reflect_any(x, half, half, half, half), window, stride=1)
+        torch.testing.assert_close(local_mean(x, window), expected)  # float32 round-off apart

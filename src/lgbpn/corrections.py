@@ -23,23 +23,28 @@ def blend_suits(noisy: torch.Tensor) -> bool:
 
 
 def apply_corrections(denoised: torch.Tensor, noisy: torch.Tensor, lowpass_sigma: float | None = DEFAULT_SIGMA,
-                      blend: bool | str = True) -> torch.Tensor:
-    """(B, C, H, W) network output and its noisy input (0..255 scale) -> corrected output."""
+                      blend: bool | str = True, in_place: bool = False) -> torch.Tensor:
+    """(B, C, H, W) network output and its noisy input (0..255 scale) -> corrected output (`in_place`: written
+    over `denoised`, one whole-image copy fewer)."""
     if lowpass_sigma:
         denoised = restore_low_frequencies(denoised, noisy, lowpass_sigma)
+        in_place = True  # a tensor of our own now
     if blend == "auto":
         chosen = torch.tensor([blend_suits(image) for image in noisy], device=denoised.device)
         if chosen.any():
             denoised = torch.where(chosen.view(-1, 1, 1, 1), residual_wiener_blend(denoised, noisy), denoised)
     elif blend:
-        denoised = residual_wiener_blend(denoised, noisy)
+        denoised = residual_wiener_blend(denoised, noisy, out=denoised if in_place else None)
     return denoised
 
 
 def finish_output(denoised: torch.Tensor, noisy: torch.Tensor, corrections_learnt: bool,
-                  lowpass_sigma: float | None = DEFAULT_SIGMA, blend: bool | str = True, guard: bool = True) -> torch.Tensor:
+                  lowpass_sigma: float | None = DEFAULT_SIGMA, blend: bool | str = True, guard: bool = True,
+                  in_place: bool = False) -> torch.Tensor:
     """The network's output as the denoiser gives it: our corrections, or, for a student that learnt
-    them, its guard (nn/wiener.py)."""
+    them, its guard (nn/wiener.py); `in_place`: written over `denoised`."""
     if not corrections_learnt:
-        return apply_corrections(denoised, noisy, lowpass_sigma, blend)
-    return residual_guard(denoised, noisy) if guard else denoised
+        return apply_corrections(denoised, noisy, lowpass_sigma, blend, in_place)
+    if not guard:
+        return denoised
+    return residual_guard(denoised, noisy, out=denoised) if in_place else residual_guard(denoised, noisy)

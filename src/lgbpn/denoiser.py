@@ -8,6 +8,8 @@ R3, tiles, output corrections) is an `InferenceOptions`.
 """
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -69,6 +71,9 @@ class Denoiser:
         self.channels = model.arch_config.get("in_ch", 3)
         self._teacher: Denoiser | None | bool = None  # a student's fallback, loaded when first needed
         self._base: Denoiser | None = None  # an adapted student's base, loaded when first needed
+        # Seconds spent in the network and in the output corrections (or guard), summed over calls; the rest
+        # of a call is conversions. `lgbpn bench --compare` reports them.
+        self.stage_seconds: Counter[str] = Counter()
 
     @property
     def r3(self) -> bool:
@@ -117,9 +122,13 @@ class Denoiser:
         return out.to(x.device)
 
     def _network_output(self, noisy: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
         out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
-        return finish_output(out, noisy, self.model.corrections_learnt, self.options.lowpass_sigma,
-                             self.options.blend, self.options.guard)
+        finished = time.perf_counter()
+        out = finish_output(out, noisy, self.model.corrections_learnt, self.options.lowpass_sigma,
+                            self.options.blend, self.options.guard, in_place=True)
+        self.stage_seconds.update(network=finished - start, corrections=time.perf_counter() - finished)
+        return out
 
     def _keep_base(self, noisy: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """An adapted student's output, with its base's wherever the base scores better: the error against
@@ -227,7 +236,7 @@ class Denoiser:
         """(C, H, W), C = 1 or 3, of a supported dtype -> denoised, same dtype and device."""
         peak = _PEAK.get(image.dtype, 1.0)
         x = image.to(torch.float32, copy=True).mul_(255.0 / peak)  # one full-size copy (a 12 MP image: 144 MB)
-        if not torch.isfinite(x).all():
+        if image.is_floating_point() and not torch.isfinite(x).all():  # integers are finite (a 12 MP check: 0.6 s)
             raise InputError("input image contains NaN or Inf values")
         if self.options.strength == 0:  # the input itself: no network, and no float round trip through the 0..255 scale
             return image.clone()

@@ -9,6 +9,7 @@ from .plan import (
     COMPARE_DATA,
     COMPARE_PLAN,
     COMPARE_THREADS,
+    FOLDER_PHOTOS,
     MODELS,
     QUICK_COMPARE_PLAN,
     QUICK_FULL_MODEL,
@@ -67,7 +68,9 @@ def _image_count(ctx, param, value):
 @click.option("--compare", is_flag=True,
               help="Instead: our student and teacher beside OpenCV non-local means, BM3D and Open Image Denoise "
                    "(those installed; `pip install lgbpn[bench]`), timed on one 12 MP photo and scored on --data, "
-                   f"plus `lgbpn denoise` on that photo end to end (~10 min on 2 cores; {COMPARE_THREADS} threads "
+                   f"plus `lgbpn denoise` on that photo end to end, and the whole pipeline against OpenCV's loop "
+                   f"(one PNG, a folder of {FOLDER_PHOTOS} JPEGs, one photo's stages; not in quick) "
+                   f"(~15 min on 2 cores; {COMPARE_THREADS} threads "
                    f"unless --threads; quick: a {QUICK_COMPARE_PLAN.photo[1]}x{QUICK_COMPARE_PLAN.photo[0]} photo "
                    f"and one {QUICK_COMPARE_PLAN.image_crop}x{QUICK_COMPARE_PLAN.image_crop} crop per subset).")
 @click.option("--compare-images", callback=_image_count,

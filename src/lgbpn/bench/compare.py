@@ -28,6 +28,7 @@ from .harness import machine_info, run_isolated
 from .plan import (
     COMPARE_METHODS,
     COMPARE_SUBSETS,
+    FOLDER_PHOTOS,
     STUDENT,
     TARGET_PEAK_MB,
     ComparePlan,
@@ -49,6 +50,12 @@ DEFINITIONS = {
                "extrapolated rows); it includes machine.baseline_rss_mb, the idle process with torch loaded",
     "psnr": "mean per-image PSNR (lgbpn.metrics: uint8, data range 255) on compare.images; null where the "
             "weights are not trained",
+    "pipeline": "whole processes, one run, `threads` threads: `lgbpn denoise` (default options, the student) and "
+                "OpenCV's non-local means (cv2.imread, fastNlMeansDenoisingColored h 10/10, windows 7/21, cv2.imwrite) on "
+                "the photo as PNG (png) and on a folder of FOLDER_PHOTOS such photos as JPEG (folder); ratio = ours / "
+                "OpenCV's seconds. stages: one photo's seconds per stage in a process of its own (start_up: a fresh "
+                "Python importing what `lgbpn denoise` imports; conversions: the denoiser's call less network and "
+                "corrections)",
     "target": "`lgbpn denoise` on the photo JPEG in a child process limited to `threads` threads (OMP_NUM_THREADS): "
               "start-up, decoding, denoising and encoding; peak_mb is that process's peak resident memory",
 }
@@ -78,14 +85,16 @@ def _images(data: Path, count: int | None) -> dict[str, tuple[str, list[str]]]:
     return found
 
 
-def _photo(images: dict, plan: ComparePlan, folder: Path) -> tuple[Path, str]:
-    """The photo JPEG: the first noisy image of PHOTO_SUBSET (else of the first subset), mirror-tiled."""
+def _photo(images: dict, plan: ComparePlan, folder: Path, index: int = 0, name: str = "photo.jpg") -> tuple[Path, str]:
+    """The photo JPEG: the first (or `index`th) noisy image of PHOTO_SUBSET (else of the first subset), mirror-tiled."""
     subset = PHOTO_SUBSET if PHOTO_SUBSET in images else next(iter(images))
-    sample = discover(Path(images[subset][0]))[0]
+    samples = discover(Path(images[subset][0]))
+    sample = samples[index % len(samples)]
     height, width = plan.photo
     pixels = sample.noisy()[:height, :width]
     pixels = np.pad(pixels, ((0, height - pixels.shape[0]), (0, width - pixels.shape[1]), (0, 0)), mode="symmetric")
-    path = folder / "photo.jpg"
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path, quality=JPEG_QUALITY)
     return path, (f"{COMPARE_SUBSETS[subset]}/noisy/{sample.name} mirror-tiled to {width}x{height}, "
                   f"JPEG quality {JPEG_QUALITY}")
@@ -169,6 +178,81 @@ def _target(photo: Path, folder: Path, shipped: set[str], threads: int, opencv_s
     return target
 
 
+_OPENCV_LOOP = """import sys, cv2
+cv2.setNumThreads(int(sys.argv[1]))
+for source, target in zip(sys.argv[2::2], sys.argv[3::2]):
+    bgr = cv2.fastNlMeansDenoisingColored(cv2.imread(source), None, h=10, hColor=10, templateWindowSize=7, searchWindowSize=21)
+    cv2.imwrite(target, bgr)
+"""
+
+
+def stage_seconds(photo: str, output: str, args: list[str], threads: int) -> dict:
+    """One photo through `lgbpn denoise`'s stages with the student of `args` (_student_args), each timed (run
+    in a process of its own)."""
+    from ..denoiser import Denoiser
+    from ..io import read_image, write_image
+
+    torch.set_num_threads(threads)
+    if args[:1] == ["--weights"]:
+        denoiser = Denoiser.from_weights(args[1])
+    else:
+        denoiser = Denoiser.from_pretrained(args[1] if args else DEFAULT_MODEL)
+    denoiser.denoise_pixels(np.zeros((64, 64, 3), np.uint8))  # warm-up, not timed
+    denoiser.stage_seconds.clear()
+    start = time.perf_counter()
+    image = read_image(photo)
+    decoded = time.perf_counter()
+    image.pixels = denoiser.denoise_pixels(image.pixels)
+    denoised = time.perf_counter()
+    write_image(output, image)
+    stages = dict(decode=decoded - start, **denoiser.stage_seconds, encode=time.perf_counter() - denoised)
+    stages["conversions"] = denoised - decoded - stages["network"] - stages["corrections"]
+    return {name: round(seconds, 3) for name, seconds in stages.items()}
+
+
+def _side_by_side(ours: list[str], sources: list[Path], targets: list[Path], threads: int) -> dict:
+    """`lgbpn denoise` and OpenCV's loop over the same files, whole processes, one run each."""
+    result = {"files": len(sources)}
+    for name, argv in (("ours", ours),
+                       ("opencv", [sys.executable, "-c", _OPENCV_LOOP, str(threads),
+                                   *(str(p) for pair in zip(sources, targets) for p in pair)])):
+        run = run_isolated(alternatives.run_command, argv, threads)
+        result[name] = {key: run.get(key) for key in ("seconds", "peak_mb", "error") if key in run}
+    seconds = [result[name].get("seconds") for name in ("ours", "opencv")]
+    errors = any("error" in result[name] for name in ("ours", "opencv"))
+    result["ratio"] = None if errors or None in seconds else seconds[0] / seconds[1]
+    return result
+
+
+def _pipeline(images: dict, plan: ComparePlan, folder: Path, shipped: set[str], threads: int) -> dict:
+    """The whole pipeline against OpenCV's: one photo as PNG, a folder of JPEG photos, and one photo's stages."""
+    if not _installed("cv2"):
+        return {"note": "not run: OpenCV is not installed (pip install opencv-python-headless, or lgbpn[bench])"}
+    args, weights = _student_args(shipped, folder)
+    lgbpn = [sys.executable, "-m", "lgbpn", "denoise"]
+    photo = folder / "pipeline" / "photo.png"
+    photo.parent.mkdir(parents=True, exist_ok=True)
+    Image.open(_photo(images, plan, folder / "pipeline")[0]).save(photo)
+    result = dict(weights=weights, threads=threads, photos=FOLDER_PHOTOS)
+    png = [photo.with_name("ours.png"), photo.with_name("opencv.png")]
+    result["png"] = _side_by_side([*lgbpn, str(photo), "-o", str(png[0]), *args], [photo], [png[1]], threads)
+    log.info("  pipeline, one PNG: ours / OpenCV %s", fmt(result["png"]["ratio"], ".2f"))
+    photos = [_photo(images, plan, folder / "pipeline" / "photos", i, f"{i:02d}.jpg")[0] for i in range(FOLDER_PHOTOS)]
+    targets = [folder / "pipeline" / "opencv" / p.name for p in photos]
+    targets[0].parent.mkdir()
+    result["folder"] = _side_by_side([*lgbpn, str(photos[0].parent), "-o", str(folder / "pipeline" / "ours"), *args],
+                                     photos, targets, threads)
+    log.info("  pipeline, a folder of %d JPEGs: ours / OpenCV %s", FOLDER_PHOTOS, fmt(result["folder"]["ratio"], ".2f"))
+    start_up = run_isolated(alternatives.run_command, [sys.executable, "-c", "import lgbpn.cli, lgbpn.batch, lgbpn.denoiser"],
+                            threads)
+    try:
+        stages = run_isolated(stage_seconds, str(photo), str(photo.with_name("stages.png")), args, threads)
+    except Exception as exc:  # a failed breakdown must not cost the comparison
+        stages = {"error": f"{type(exc).__name__}: {exc}"}
+    result["stages"] = dict(start_up=round(start_up["seconds"], 3), **stages)
+    return result
+
+
 def run_compare(plan: ComparePlan, data: Path, threads: int, quick: bool = False) -> dict:
     """Run the comparison; returns {machine, quick, definitions, compare}.
 
@@ -195,6 +279,8 @@ def run_compare(plan: ComparePlan, data: Path, threads: int, quick: bool = False
             rows.append(_method_row(method, shipped, measured, megapixels))
         opencv = next((r["photo_seconds"] for r in rows if r["method"] == "opencv-nlm"), None)
         target = _target(photo, Path(tmp), shipped, threads, opencv, megapixels, default_precision)
+        # Process start-ups dominate on quick's tiny photo: the pipeline is timed on the real one only.
+        pipeline = {"note": "not run in a quick run"} if quick else _pipeline(chosen, plan, Path(tmp), shipped, threads)
     noisy = {subset: float(np.mean([psnr(alternatives.centre_crop(s.noisy(), plan.image_crop),
                                          alternatives.centre_crop(s.clean(), plan.image_crop))
                                     for s in discover(Path(folder)) if s.name in names]))
@@ -204,6 +290,6 @@ def run_compare(plan: ComparePlan, data: Path, threads: int, quick: bool = False
     compare = dict(photo=dict(source=source, size=f"{plan.photo[1]}x{plan.photo[0]}", megapixels=megapixels,
                               crop=f"{plan.crop}x{plan.crop}"),
                    images={subset: names for subset, (_, names) in chosen.items()},
-                   image_crop=plan.image_crop, noisy_psnr=noisy, rows=rows, target=target,
+                   image_crop=plan.image_crop, noisy_psnr=noisy, rows=rows, target=target, pipeline=pipeline,
                    wall_seconds=time.perf_counter() - started)
     return dict(machine=machine, quick=quick, definitions=DEFINITIONS, compare=compare)

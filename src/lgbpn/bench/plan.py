@@ -65,6 +65,7 @@ COMPARE_THREADS = 2  # the target is stated for 2 threads
 COMPARE_SUBSETS = {"sidd": "sidd_samples", "polyu": "polyu"}  # those of ../shared/data with clean references
 COMPARE_DATA = "../shared/data"
 TARGET_PEAK_MB = 2048
+FOLDER_PHOTOS = 6  # the pipeline's folder: this many photos, each mirror-tiled from its own noisy image
 WARMUP_SIDE = 64  # each method's untimed first call, on the photo's centre crop of this side
 
 

@@ -130,8 +130,27 @@ def format_compare_table(result: dict) -> str:
                      f"peak under 2 GB: {fmt(t['peak_under_2gb'], '')}")
     if "note" in t:
         lines.append(f"  {t['note']}")
+    lines += _pipeline_lines(c.get("pipeline"))
     lines.append("* extrapolated from the crop to the photo (see definitions.photo_work_ratio)")
     return "\n".join(lines)
+
+
+def _pipeline_lines(p: dict | None) -> list[str]:
+    """The whole pipeline against OpenCV's (compare.pipeline), and one photo's stages."""
+    if not p:
+        return []
+    lines = ["", f"pipeline against OpenCV's loop (imread, NLM, imwrite), whole processes, {p.get('threads')} threads:"]
+    if "note" in p:
+        return [*lines, f"  {p['note']}"]
+    for key, what in (("png", "one photo as PNG"), ("folder", f"a folder of {p['photos']} JPEG photos")):
+        run = p[key]
+        errors = "; ".join(run[name]["error"] for name in ("ours", "opencv") if "error" in run[name])
+        lines.append(f"  {what}: ours {fmt(run['ours'].get('seconds'), '.1f')} s (peak {fmt(run['ours'].get('peak_mb'), '.0f')}"
+                     f" MB), OpenCV {fmt(run['opencv'].get('seconds'), '.1f')} s; ratio {fmt(run['ratio'], '.2f')}"
+                     + (f"; {errors}" if errors else ""))
+    lines.append("  one photo's stages (s): " + ", ".join(f"{name} {fmt(value, '.2f') if isinstance(value, float) else value}"
+                                                     for name, value in p["stages"].items()))
+    return lines
 
 
 def plot_compare(result: dict, path) -> None:

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import imagecodecs
 import numpy as np
-import tifffile
 from PIL import Image as PILImage
 
 from ..errors import ImageReadError, one_line
@@ -152,6 +151,8 @@ def _decode_png16(path: Path) -> np.ndarray:
 
 
 def _read_tiff(path: Path, head: bytes) -> Image:
+    import tifffile  # here, not at the top: it takes 0.1-0.4 s to import, and most photos are not TIFF
+
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]  # multi-page files: the first page is the image

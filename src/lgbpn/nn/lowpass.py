@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .bands import map_local
 from .pd import pad_reflect_any
 
 DEFAULT_SIGMA = 8.0
@@ -18,7 +19,7 @@ DEFAULT_SIGMA = 8.0
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W) with reflect padding (any image size)."""
-    radius = math.ceil(3 * sigma)
+    radius = math.ceil(3 * sigma)  # as restore_low_frequencies' halo
     taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = kernel / kernel.sum()
@@ -30,4 +31,5 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def restore_low_frequencies(denoised: torch.Tensor, noisy: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> torch.Tensor:
-    return denoised + gaussian_blur(noisy - denoised, sigma)
+    """out + G(noisy) - G(out), a band of rows at a time (nn/bands.py: no whole-image temporaries)."""
+    return map_local(lambda d, n: d + gaussian_blur(n - d, sigma), (denoised, noisy), math.ceil(3 * sigma))

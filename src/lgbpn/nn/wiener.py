@@ -16,8 +16,8 @@ its RMS), structure the student erased (a fine grille on a camera it never saw),
 """
 
 import torch
-import torch.nn.functional as F
 
+from .bands import map_local, row_bands
 from .pd import pad_reflect_any
 
 DEFAULT_WINDOW = 9
@@ -26,9 +26,20 @@ GUARD_NOISE_FACTOR = 16.0
 
 
 def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Box mean over window x window (odd) with reflect padding, on any image size."""
+    """Box mean over window x window (odd) with reflect padding, on any image size.
+
+    Separable sums of shifted views: 2 x window vectorised additions per pixel, about 10x less CPU time
+    than avg_pool2d's window^2 per pixel (the same means to float32 round-off)."""
     half = window // 2
-    return F.avg_pool2d(pad_reflect_any(x, half, half, half, half), window, stride=1)
+    padded = pad_reflect_any(x, half, half, half, half)
+    h, w = x.shape[-2:]
+    rows = padded[..., :h, :].clone()
+    for shift in range(1, window):
+        rows += padded[..., shift : shift + h, :]
+    out = rows[..., :w].clone()
+    for shift in range(1, window):
+        out += rows[..., shift : shift + w]
+    return out.div_(window * window)
 
 
 def local_variance(x: torch.Tensor, window: int) -> torch.Tensor:
@@ -44,16 +55,28 @@ def flat_area_median(values: torch.Tensor, activity: torch.Tensor) -> torch.Tens
 
 
 def residual_wiener_blend(denoised: torch.Tensor, noisy: torch.Tensor, window: int = DEFAULT_WINDOW,
-                          noise_factor: float = 1.0) -> torch.Tensor:
+                          noise_factor: float = 1.0, out: torch.Tensor | None = None) -> torch.Tensor:
     """(B, C, H, W) -> same; per image, a convex per-pixel blend of `denoised` and `noisy` (`noise_factor`
-    scales the noise variance that the residual must exceed before the input comes back)."""
-    residual = noisy - denoised
-    energy = local_mean(residual.square().mean(dim=1, keepdim=True), window)
-    noise_var = flat_area_median(energy, local_variance(noisy.mean(dim=1, keepdim=True), window))
-    weight = (1 - noise_factor * noise_var / energy.clamp_min(torch.finfo(energy.dtype).tiny)).clamp_(0, 1)
-    return torch.addcmul(denoised, weight, residual)  # one full-colour temporary fewer (a 12 MP photo is whole here)
+    scales the noise variance that the residual must exceed before the input comes back).
+
+    The local statistics and the blend run a band of rows at a time (nn/bands.py: the same values as on
+    the whole image), and `out` (which may be `denoised` itself) takes the result: a 12 MP photo then needs
+    two single-channel maps (48 MB each) beyond its images, not five full-colour temporaries."""
+    half = window // 2
+    energy = map_local(lambda d, n: local_mean((n - d).square().mean(dim=1, keepdim=True), window), (denoised, noisy),
+                       half)
+    activity = map_local(lambda n: local_variance(n.mean(dim=1, keepdim=True), window), (noisy,), half)
+    noise_var = noise_factor * flat_area_median(energy, activity)
+    del activity
+    out = torch.empty_like(denoised) if out is None else out
+    tiny = torch.finfo(energy.dtype).tiny
+    for rows, _, _ in row_bands(denoised.shape[-2]):
+        d, n = denoised[..., rows, :], noisy[..., rows, :]
+        weight = (1 - noise_var / energy[..., rows, :].clamp_min(tiny)).clamp_(0, 1)
+        out[..., rows, :] = torch.addcmul(d, weight, n - d)
+    return out
 
 
-def residual_guard(denoised: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+def residual_guard(denoised: torch.Tensor, noisy: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """The strict blend: the input back only where far more than noise was removed (see the module's doc)."""
-    return residual_wiener_blend(denoised, noisy, noise_factor=GUARD_NOISE_FACTOR)
+    return residual_wiener_blend(denoised, noisy, noise_factor=GUARD_NOISE_FACTOR, out=out)
