@@ -1,7 +1,12 @@
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+# Hermetic: a clean-photo corpus built on this machine (scripts/build_clean_corpus.py) must not change what
+# a test's distillation draws; tests that want clean photos name them (--clean, clean_data).
+os.environ["LGBPN_CLEAN_CORPUS"] = str(Path(__file__).resolve().parent / "no-clean-corpus")
 
 torch.set_num_threads(2)
 

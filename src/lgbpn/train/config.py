@@ -1,6 +1,7 @@
 """Training settings: the reference recipe as defaults, overridable from a YAML/TOML file and flags."""
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import field
 from importlib import resources
@@ -15,8 +16,8 @@ from ..errors import ConfigError, one_line
 from ..io import atomic_write_bytes
 
 # Where scripts/build_clean_corpus.py puts the freely licensed clean photos that simulated pairs come
-# from when `clean_data` names no folder.
-CLEAN_CORPUS = Path("~/.cache/lgbpn/clean-corpus").expanduser()
+# from when `clean_data` names no folder (LGBPN_CLEAN_CORPUS moves it).
+CLEAN_CORPUS = Path(os.environ.get("LGBPN_CLEAN_CORPUS", "~/.cache/lgbpn/clean-corpus")).expanduser()
 
 Positive = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[int, Field(ge=0)]
