@@ -22,25 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from lgbpn import Denoiser
 from lgbpn.data.formats import discover
 from lgbpn.layout import to_channels_first, to_channels_last
 from lgbpn.metrics import psnr
+from lgbpn.nn.lowpass import gaussian_blur
 from lgbpn.scale import to_model_scale
 from lgbpn.selfscore import error_db, noise_samples, view_error
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    k = int(3 * sigma) * 2 + 1
-    g = torch.exp(-(torch.arange(k) - k // 2).float().square() / (2 * sigma**2))
-    g = (g / g.sum()).view(1, 1, 1, k).repeat(x.shape[1], 1, 1, 1)
-    x = F.conv2d(F.pad(x, (k // 2, k // 2, 0, 0), mode="reflect"), g, groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, k // 2, k // 2), mode="reflect"), g.transpose(-1, -2), groups=x.shape[1])
 
 
 def candidates(weights: list[Path]) -> dict:
@@ -52,8 +44,8 @@ def candidates(weights: list[Path]) -> dict:
         "lgbpn-fast alone": alone.denoise_batch,
         "lgbpn-fast, 1/4 input": lambda v: 0.75 * student.denoise_batch(v) + 0.25 * v,
         "lgbpn-fast, 1/2 input": lambda v: 0.5 * student.denoise_batch(v) + 0.5 * v,
-        "lgbpn-fast blurred 0.7": lambda v: _blur(student.denoise_batch(v), 0.7),
-        "lgbpn-fast blurred 1.5": lambda v: _blur(student.denoise_batch(v), 1.5),
+        "lgbpn-fast blurred 0.7": lambda v: gaussian_blur(student.denoise_batch(v), 0.7),
+        "lgbpn-fast blurred 1.5": lambda v: gaussian_blur(student.denoise_batch(v), 1.5),
     }
     for path in weights:
         found[str(path)] = Denoiser.from_weights(path, precision="fp32", keep_base=False).denoise_batch

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from lgbpn.data.formats import Sample
 from lgbpn.denoiser import Denoiser
+from lgbpn.nn.lowpass import gaussian_blur
 from lgbpn.selfscore import blind_spot_error, keep_base_mask, noise_samples, view_error
 from lgbpn.train.trainer import hold_out
 from lgbpn.weights import load_model, save_weights
@@ -14,28 +14,20 @@ from lgbpn.weights import load_model, save_weights
 from .helpers import noisy_image, tiny_model
 
 
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    k = int(3 * sigma) * 2 + 1
-    g = torch.exp(-(torch.arange(k) - k // 2).float().square() / (2 * sigma**2))
-    g = (g / g.sum()).view(1, 1, 1, k).repeat(x.shape[1], 1, 1, 1)
-    x = F.conv2d(F.pad(x, (k // 2, k // 2, 0, 0), mode="reflect"), g, groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, k // 2, k // 2), mode="reflect"), g.transpose(-1, -2), groups=x.shape[1])
-
-
 def _scene(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A clean textured image and a noisy one with spatially correlated noise (sigma ~10), 0..255."""
     gen = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
     clean = (128 + 60 * torch.sin(yy / 9) * torch.cos(xx / 6)).expand(1, 3, 128, 128)
-    noise = _blur(torch.randn(1, 3, 128, 128, generator=gen), 0.7)
+    noise = gaussian_blur(torch.randn(1, 3, 128, 128, generator=gen), 0.7)
     return clean, clean + noise * (10 / noise.std())
 
 
 def test_the_noisy_view_error_ranks_denoisers_as_their_error_to_the_clean_image():
     clean, noisy = _scene()
-    denoisers = {"identity": lambda v: v, "light blur": lambda v: _blur(v, 0.8), "blur": lambda v: _blur(v, 1.5),
-                 "heavy blur": lambda v: _blur(v, 4.0)}
-    samples = noise_samples(noisy, _blur(noisy, 1.5))
+    denoisers = {"identity": lambda v: v, "light blur": lambda v: gaussian_blur(v, 0.8), "blur": lambda v: gaussian_blur(v, 1.5),
+                 "heavy blur": lambda v: gaussian_blur(v, 4.0)}
+    samples = noise_samples(noisy, gaussian_blur(noisy, 1.5))
     assert len(samples) == 2 and all(z.shape == noisy.shape for z in samples)
     true = {name: float((f(noisy) - clean).square().mean()) for name, f in denoisers.items()}
     scored = {name: float(view_error(f, noisy, samples).mean()) for name, f in denoisers.items()}
