@@ -27,7 +27,7 @@ class Job:
     target: Path
 
 
-def _output_suffix(source: Path) -> str:
+def output_suffix(source: Path) -> str:
     """The input's own suffix where we write that format; .tif (16-bit) for a camera raw file; .png for BMP, WebP."""
     suffix = source.suffix.lower()
     if suffix in RAW_SUFFIXES:
@@ -50,7 +50,7 @@ def plan_outputs(inputs: list[Path], output: Path) -> list[Job]:
             base = next((p for p in inputs if p.is_dir() and source.is_relative_to(p)), None)
             # With several input folders, keep each one's name so equal relative names do not collide.
             prefix = Path(base.name) if base is not None and len(inputs) > 1 else Path()
-            jobs.append(Job(source, output / prefix / rel.with_suffix(_output_suffix(source))))
+            jobs.append(Job(source, output / prefix / rel.with_suffix(output_suffix(source))))
     sources = {j.source.resolve() for j in jobs}
     seen: dict[Path, Path] = {}
     for job in jobs:

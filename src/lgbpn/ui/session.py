@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
-from ..batch import _output_suffix
+from ..batch import output_suffix
 from ..denoiser import DEFAULT_MODEL, Denoiser, pretrained_names
 from ..errors import LgbpnError, WeightsError, one_line
 from ..io import read_image, write_image
@@ -179,7 +179,7 @@ class Session:
             image = read_image(job.photo.path)
             image.pixels = self._denoiser(job.model, job.strength).denoise_pixels(image.pixels)
             stem = Path(job.photo.name).stem
-            result = self.folder / "results" / job.id / f"{stem}_denoised{_output_suffix(job.photo.path)}"
+            result = self.folder / "results" / job.id / f"{stem}_denoised{output_suffix(job.photo.path)}"
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 write_image(result, image)
