@@ -3,11 +3,12 @@
 Leave-camera-out dev protocol (issue 23): the noisy photos whose names hold a camera (PolyU NikonD800
 and Sony by default) are copied into a folder of their own, with no clean file beside them, and
 `lgbpn denoise photos/ -o out/ --adapt N` runs on it as a user would (timed). Then, in the same run,
-against the clean references: the noisy input, the default model (`Denoiser.from_pretrained()`), the
-adapted student alone (`--no-keep-base`) and the route's output (keeping the shipped student where
-it scores better), each computed in memory (the route's files are JPEGs like their inputs).
+against the clean references: the noisy input, the starting student (the default model, or `--weights`:
+a student that never saw these cameras, for an honest leave-camera-out start), the adapted student
+alone (`--no-keep-base`) and the route's output (keeping the starting student where it scores better),
+each computed in memory (the route's files are JPEGs like their inputs).
 
-    python benchmarks/adapt_route.py --adapt 50 [--cameras NikonD800,Sony] [--json FILE]
+    python benchmarks/adapt_route.py --adapt 50 [--cameras NikonD800,Sony] [--weights STUDENT] [--json FILE]
 """
 
 import argparse
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--adapt", type=int, default=50)
     parser.add_argument("--cameras", default="NikonD800,Sony")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--weights", type=Path, help="the student to start from (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -46,32 +48,33 @@ def main() -> None:
     for name in names:
         shutil.copy(args.data / "noisy" / name, photos / name)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lgbpn", "denoise", str(photos), "-o", str(out), "--adapt", str(args.adapt)],
-                   check=True, env=env)
-    seconds = time.perf_counter() - start
+    began = time.perf_counter()
+    start_from = ["--weights", str(args.weights)] if args.weights else []
+    subprocess.run([sys.executable, "-m", "lgbpn", "denoise", str(photos), "-o", str(out), "--adapt", str(args.adapt),
+                    *start_from], check=True, env=env)
+    seconds = time.perf_counter() - began
 
     import torch
 
     torch.set_num_threads(args.threads)
-    shipped = Denoiser.from_pretrained()
+    start = Denoiser.from_weights(args.weights) if args.weights else Denoiser.from_pretrained()
     alone = Denoiser.from_weights(out / ADAPTED_WEIGHTS, keep_base=False)
     routed = Denoiser.from_weights(out / ADAPTED_WEIGHTS)  # the route's output before it is encoded (JPEG here)
     rows = []
     for name in names:
         noisy, clean = read_image(photos / name).pixels, read_image(args.data / "clean" / name).pixels
-        rows.append(dict(image=name, noisy=psnr(noisy, clean), shipped=psnr(shipped(noisy), clean),
+        rows.append(dict(image=name, noisy=psnr(noisy, clean), start=psnr(start(noisy), clean),
                          adapted_alone=psnr(alone(noisy), clean), route=psnr(routed(noisy), clean)))
-    means = {k: float(np.mean([r[k] for r in rows])) for k in ("noisy", "shipped", "adapted_alone", "route")}
-    worse = sum(r["route"] < r["shipped"] - 0.005 for r in rows)
+    means = {k: float(np.mean([r[k] for r in rows])) for k in ("noisy", "start", "adapted_alone", "route")}
+    worse = sum(r["route"] < r["start"] - 0.005 for r in rows)
     print(f"{len(rows)} photos of {', '.join(cameras)}; --adapt {args.adapt}: {seconds / 60:.1f} min "
           f"({os.getloadavg()[0]:.1f} load average at the end)")
     for key, value in means.items():
-        print(f"  {key:14s} {value:.3f} dB ({value - means['shipped']:+.3f} vs shipped)")
-    print(f"  route below the shipped default on {worse} of {len(rows)} photos")
+        print(f"  {key:14s} {value:.3f} dB ({value - means['start']:+.3f} vs the start)")
+    print(f"  route below the starting student on {worse} of {len(rows)} photos")
     if args.json:
-        args.json.write_text(json.dumps(dict(adapt=args.adapt, cameras=cameras, minutes=seconds / 60, means=means,
-                                             route_below_shipped=worse, rows=rows), indent=1))
+        args.json.write_text(json.dumps(dict(adapt=args.adapt, cameras=cameras, start=str(args.weights or "shipped"),
+                                             minutes=seconds / 60, means=means, route_below_start=worse, rows=rows), indent=1))
     shutil.rmtree(work)
 
 
