@@ -39,12 +39,13 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="the student to start from (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, help="keep the route's folder (photos, outputs, adapted weights) here")
     args = parser.parse_args()
     cameras = args.cameras.split(",")
     names = sorted(p.name for p in (args.data / "noisy").iterdir() if any(c in p.name for c in cameras))
-    work = Path(tempfile.mkdtemp(prefix="adapt-route-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="adapt-route-"))
     photos, out = work / "photos", work / "out"
-    photos.mkdir()
+    photos.mkdir(parents=True)
     for name in names:
         shutil.copy(args.data / "noisy" / name, photos / name)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -75,7 +76,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(dict(adapt=args.adapt, cameras=cameras, start=str(args.weights or "shipped"),
                                              minutes=seconds / 60, means=means, route_below_start=worse, rows=rows), indent=1))
-    shutil.rmtree(work)
+    if not args.keep:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,25 @@ def test_reflect_padding_larger_than_image():
     assert padded[0, 0, 0].tolist() == [1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2]
 
 
+@pytest.mark.parametrize("pads", [(3, 0, 2, 5), (6, 6, 6, 6), (0, 7, 0, 8), (9, 1, 1, 12)])
+def test_reflect_padding_fast_path_equals_the_gather(pads):
+    """Pads smaller than the image take F.pad, larger ones the index gather: both mirror alike, and no pads
+    give the tensor itself."""
+    x = torch.rand(2, 3, 8, 10)
+    top, bottom, left, right = pads
+    rows = torch.arange(-top, 8 + bottom).abs()
+    rows = torch.where(rows > 7, 14 - rows, rows)
+    cols = torch.arange(-left, 10 + right).abs()
+    cols = torch.where(cols > 9, 18 - cols, cols)
+    expected = x[..., rows[:, None], cols[None, :]] if max(top, bottom) < 8 and max(left, right) < 10 else None
+    padded = pad_reflect_any(x, *pads)
+    assert padded.shape == (2, 3, 8 + top + bottom, 10 + left + right)
+    if expected is not None:
+        torch.testing.assert_close(padded, expected, rtol=0, atol=0)
+    assert torch.equal(pad_reflect_any(x[0], *pads), padded[0])  # 3-D input: the gather
+    assert pad_reflect_any(x, 0, 0, 0, 0) is x
+
+
 @pytest.mark.parametrize("arch", ["unet", "unet-half"])
 def test_student_tiles_equal_the_whole_image(image, arch):
     """An ordinary network's context is bounded: with the overlap raised to it, tiles are exact."""
