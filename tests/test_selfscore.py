@@ -48,9 +48,17 @@ def test_the_base_is_kept_in_the_regions_where_it_scores_better():
     base_error = torch.ones(1, 1, 256, 256)
     base_error[..., :128] = 0.5  # the base is better in the left half ...
     base_error[..., 128:] = 2.0  # ... and worse in the right half
-    keep = keep_base_mask(error, base_error)
+    keep = keep_base_mask(error, base_error, region=128)
     assert torch.all(keep[..., :120] == 1) and torch.all(keep[..., 136:] == 0)
     assert keep.min() >= 0 and keep.max() <= 1
+
+
+@pytest.mark.parametrize("adapted_share, kept", [(0.99, 1.0), (0.97, 0.0)])
+def test_the_adapted_output_must_score_better_by_the_margin(adapted_share, kept):
+    """A difference within the score's noise (under 2% of the error) keeps the base; a larger one does not."""
+    base_error = torch.ones(1, 1, 100, 100)
+    keep = keep_base_mask(base_error * adapted_share, base_error)
+    assert torch.all(keep == kept)
 
 
 def test_held_out_crops_are_the_bottom_rows_and_are_not_trained_on():
