@@ -121,6 +121,24 @@ def test_console_script_entry_point(tmp_path, weights):
     assert bad.returncode == 1 and "missing.png" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_console_script_exits_with_every_output_and_message_written(tmp_path, weights):
+    """`python -m lgbpn denoise` leaves without the interpreter's teardown: outputs, the error line of a bad
+    file and the closing summary must all be out before it does, and the exit code kept."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        PILImage.fromarray(noisy_image(32, 40, seed=i)).save(photos / f"{i}.png")
+    (photos / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "lgbpn", "denoise", str(photos), "-o", str(out), "--weights", str(weights)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr  # some files failed, the others were written
+    assert "broken.png" in proc.stderr and "2 denoised" in proc.stderr
+    again = run("denoise", photos / "1.png", "-o", tmp_path / "again.png", "--weights", weights)
+    assert again.exit_code == 0
+    assert np.array_equal(read_image(out / "1.png").pixels, read_image(tmp_path / "again.png").pixels)
+
+
 def test_models_lists_every_shipped_model_with_its_card_headline():
     from lgbpn.denoiser import DEFAULT_MODEL, pretrained_names
 

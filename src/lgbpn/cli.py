@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,29 @@ class _Main(click.Group):
         except LgbpnError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+
+
+# Set by `run` (the console script and `python -m lgbpn`), not by library callers of `main` such as CliRunner.
+_EXIT_WITHOUT_TEARDOWN = False
+
+
+def run() -> None:
+    """The console script and `python -m lgbpn`."""
+    global _EXIT_WITHOUT_TEARDOWN
+    _EXIT_WITHOUT_TEARDOWN = True
+    main()
+
+
+def _leave(code: int) -> None:
+    """Exit with `code` once every output is written and closed. From the console script without the
+    interpreter's teardown (streams and logs flushed first): torch's alone costs about 0.6 s a process
+    (measured on a 12 MP photo, 8.8 -> 8.2 s), a tenth of a photo's time. Elsewhere an ordinary SystemExit."""
+    if not _EXIT_WITHOUT_TEARDOWN:
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @click.group(cls=_Main)
@@ -309,7 +333,7 @@ def denoise(inputs, output, model, skip_existing, adapt, png_compression):
     jobs = plan_outputs(list(inputs), output)
     writing = {} if png_compression is None else {"png_compression": png_compression}
     code = denoise_files(model.load, jobs, skip_existing=skip_existing, adapt_steps=adapt, source=model.source(), **writing)
-    sys.exit(code)
+    _leave(code)
 
 
 @main.command()
