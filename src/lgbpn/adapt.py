@@ -49,7 +49,7 @@ def adapt_student(denoiser, paths: list[Path], steps: int, folder: Path, source:
     """The whole route for a distilled student (`source`: its shipped name or weights file): adapt its
     teacher to `paths` for `steps` steps, fine-tune the student from `source` on the adapted teacher's
     outputs for 2 x `steps` steps, save it as `folder`/ADAPTED_WEIGHTS; returns a Denoiser of it (same options)."""
-    from .denoiser import Denoiser, pretrained_path
+    from .denoiser import Denoiser, weights_path
     from .train.config import ADAPT_RECIPE, ADAPT_STUDENT_STEPS, make_config
     from .train.distill import run_distillation
     from .weights import read_weights
@@ -69,8 +69,7 @@ def adapt_student(denoiser, paths: list[Path], steps: int, folder: Path, source:
                          steps=ADAPT_STUDENT_STEPS * steps)
     log.info("adapting to %d photos: the teacher %s (%d steps), then the student %s (%d steps); saved to %s",
              len(paths), teacher_source, steps, source, config.steps, weights)
-    init = pretrained_path(source) if pretrained_path(source).exists() else Path(source)
-    summary = run_distillation(paths, run, config, steps, init=init)
+    summary = run_distillation(paths, run, config, steps, init=weights_path(source))
     atomic_write_bytes(weights, (run / "best.safetensors").read_bytes())
     log.info("adapted student saved: %s (step %s, chosen by %s); reuse it with --weights %s",
              weights, read_weights(weights)[1].get("step", "?"), summary["selected_by"], weights)

@@ -47,4 +47,4 @@ def finish_output(denoised: torch.Tensor, noisy: torch.Tensor, corrections_learn
         return apply_corrections(denoised, noisy, lowpass_sigma, blend, in_place)
     if not guard:
         return denoised
-    return residual_guard(denoised, noisy, out=denoised) if in_place else residual_guard(denoised, noisy)
+    return residual_guard(denoised, noisy, out=denoised if in_place else None)

@@ -45,6 +45,12 @@ def pretrained_path(name: str) -> Path:
     return pretrained_dir() / f"{MODEL_ALIASES.get(name, name)}.safetensors"
 
 
+def weights_path(source: str | Path) -> Path:
+    """The weights file of `source`: a shipped model's name (or alias), else `source` itself as a path."""
+    shipped = pretrained_path(str(source))
+    return shipped if shipped.exists() else Path(source)
+
+
 def pretrained_names() -> list[str]:
     return sorted(p.stem for p in pretrained_dir().glob("*.safetensors"))
 
@@ -135,8 +141,7 @@ class Denoiser:
         second noisy views (selfscore.py), compared per region. Never worse than where it started, by that
         measure."""
         if self._base is None:
-            load = Denoiser.from_pretrained if pretrained_path(self.model.base).exists() else Denoiser.from_weights
-            self._base = load(self.model.base, options=self.options)
+            self._base = Denoiser.from_weights(weights_path(self.model.base), options=self.options)
         base_out = self._base._denoise_once(noisy)  # at strength 1, as `out`: the strength applies once, after
         samples = noise_samples(noisy, base_out)
         error = view_error(self._network_output, noisy, samples)
@@ -173,8 +178,7 @@ class Denoiser:
             source = self.model.teacher
             if source is None:
                 raise WeightsError(f"{self.model.arch_name} is neither a blind-spot network nor a student with a teacher")
-            load = Denoiser.from_pretrained if pretrained_path(source).exists() else Denoiser.from_weights
-            self._teacher = load(source, options=self.options, progress=self.progress)
+            self._teacher = Denoiser.from_weights(weights_path(source), options=self.options, progress=self.progress)
         return self._teacher
 
     def blind_spot(self) -> "Denoiser":

@@ -161,12 +161,10 @@ def adapt_teacher(teacher: nn.Module, data: list[Path], config, steps: int, path
 
 def load_teacher(name_or_path: str, preset: str | None = None) -> nn.Module:
     """A shipped model by name (e.g. 'lgbpn-s') or a weights file; it must be a blind-spot network."""
-    from ..denoiser import pretrained_path  # the shipped models live beside the API
+    from ..denoiser import weights_path  # the shipped models live beside the API
     from ..weights import load_model
 
-    shipped = pretrained_path(name_or_path)
-    path = shipped if shipped.exists() else Path(name_or_path)
-    model = load_model(path, **({"preset": preset} if preset else {}))
+    model = load_model(weights_path(name_or_path), **({"preset": preset} if preset else {}))
     if not getattr(model, "blind_spot", False):
         raise ConfigError(f"--teacher {name_or_path}: {model.arch_name} is not a blind-spot network; "
                           "distil from one trained on noisy images (lgbpn-s, lgbpn, apbsn-s, ...)")
