@@ -37,11 +37,11 @@ def test_png_rgb_to_file(tmp_path, weights):
 
 
 def test_the_students_guard_is_on_by_default_and_can_be_turned_off(tmp_path, monkeypatch):
-    import lgbpn.corrections
+    import lgbpn.tilewise
 
     # What the guard gives back is tested in test_wiener.py; here, a stand-in that gives everything back
-    # shows whether the command line applies it.
-    monkeypatch.setattr(lgbpn.corrections, "residual_guard", lambda denoised, noisy, out=None: noisy)
+    # shows whether the command line applies it (tile by tile, as it runs a student).
+    monkeypatch.setattr(lgbpn.tilewise, "blend_by_energy", lambda denoised, noisy, energy, noise_var, out=None: noisy)
     src = tmp_path / "photo.png"
     PILImage.fromarray(noisy_scene(8, 48)).save(src)
     outputs = {}

@@ -103,16 +103,37 @@ def test_reflect_padding_fast_path_equals_the_gather(pads):
 
 
 @pytest.mark.parametrize("arch", ["unet", "unet-half"])
-def test_student_tiles_equal_the_whole_image(image, arch):
+def test_student_tiles_equal_the_whole_image(arch):
     """An ordinary network's context is bounded: with the overlap raised to it, tiles are exact."""
     model = tiny_model(arch).eval()
+    image = torch.rand(2, 3, 300, 346, generator=torch.Generator().manual_seed(3)) * 255
+    rows, cols = plan_tiles(model, 300, 346, tile=40, overlap=8)
+    assert len(rows) > 2 and len(cols) > 2
     whole = denoise_tiled(model, image, tile=1000)
     torch.testing.assert_close(denoise_tiled(model, image, tile=40, overlap=8), whole, rtol=0, atol=1e-3)
 
 
+@pytest.mark.parametrize("align,overlap,tile", [(1, 0, 1), (4, 28, 40), (8, 72, 672), (12, 24, 96)])
+def test_even_spans_cover_exactly_with_one_window_shape(align, overlap, tile):
+    """Every window of one size once padded to the alignment (the network meets one shape), aligned starts,
+    cores that tile the axis, each at least `overlap` inside its window's inner edges, and no more windows
+    than fixed tiles."""
+    for length in [*range(1, 200), *range(200, 3100, 37)]:
+        spans = tiling._even_spans(length, tile, overlap, align)
+        assert len(spans) <= len(tiling._spans(length, tile, overlap, align))
+        assert len({-(-(end - start) // align) for start, end, _, _ in spans}) == 1
+        assert [core for *_, core, _ in spans] == [0, *(end for *_, end in spans[:-1])] and spans[-1][3] == length
+        for start, end, core_start, core_end in spans:
+            assert start % align == 0 and 0 <= start <= core_start < core_end <= end <= length
+            assert start == 0 or core_start - start >= overlap
+            assert end == length or end - core_end >= overlap
+
+
 def test_progress_function_hears_every_tile():
-    model, x = tiny_model("unet-half"), torch.rand(1, 3, 64, 80) * 255
+    model, x = tiny_model("unet-half"), torch.rand(1, 3, 256, 320) * 255
+    rows, cols = plan_tiles(model, 256, 320, tile=64)
     calls = []
-    out = denoise_tiled(model, x, tile=32, progress=lambda done, tiles: calls.append((done, tiles)))
-    assert calls == [(n, 6) for n in range(1, 7)]  # 2 x 3 tiles
-    assert torch.equal(out, denoise_tiled(model, x, tile=32))
+    out = denoise_tiled(model, x, tile=64, progress=lambda done, tiles: calls.append((done, tiles)))
+    assert len(rows) * len(cols) > 4
+    assert calls == [(n, len(rows) * len(cols)) for n in range(1, len(rows) * len(cols) + 1)]
+    assert torch.equal(out, denoise_tiled(model, x, tile=64))

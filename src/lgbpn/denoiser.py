@@ -21,19 +21,18 @@ import torch.nn as nn
 from .corrections import finish_output
 from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
+from .nn.wiener import GUARD_NOISE_FACTOR
 from .noise import STUDENT_NOISE_MARGIN, auto_preset, measure_noise
 from .options import InferenceOptions
 from .selfscore import error_db, keep_base_mask, noise_samples, view_error
 from .strength import apply_strength
+from .tilewise import PEAKS, denoise_by_tiles, from_network_scale, measured_crop, to_network_scale
 from .tiling import denoise_tiled, prepare_for_inference
 from .weights import load_model
 
 DEFAULT_MODEL = "lgbpn-fast"
 MODEL_ALIASES = {"fast": "lgbpn-fast"}  # short names for `--model`
 logger = logging.getLogger(__name__)
-# The networks work on the 0..255 scale of 8-bit images (as scale.py, for tensors); float is 0..1.
-_PEAK = {torch.uint8: 255.0, torch.uint16: 65535.0}
-_ROUNDING_ROWS = 256
 
 
 def pretrained_dir() -> Path:
@@ -203,8 +202,34 @@ class Denoiser:
         self.model.preset = preset
 
     def denoise_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """HxWxC (C = 1 or 3) array of any supported dtype -> denoised array of the same dtype."""
+        """HxWxC (C = 1 or 3) array of any supported dtype -> denoised array of the same dtype: tile by tile
+        from the array to the array where every step after the network is local (tilewise.py), else through
+        whole-image tensors."""
+        if self._by_tiles():
+            return self._denoise_pixels_by_tiles(pixels)
         return to_channels_last(self._denoise_colour(to_channels_first(pixels)))
+
+    def _by_tiles(self) -> bool:
+        """Whether the output needs nothing beyond each tile's surroundings: no whole-image corrections (a
+        student's guard is local but for one statistic, see tilewise.py), no keep-base, strength up to 1."""
+        options, model = self.options, self.model
+        local = model.corrections_learnt or (not options.lowpass_sigma and not options.blend)
+        return local and not (model.base is not None and options.keep_base) and 0 < options.strength <= 1
+
+    def _denoise_pixels_by_tiles(self, pixels: np.ndarray) -> np.ndarray:
+        if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
+            raise InputError("input image contains NaN or Inf values")
+        if pixels.shape[-1] != self.channels and not (pixels.shape[-1] == 1 and self.channels == 3):
+            raise InputError(f"the network takes {self.channels} channels, the image has {pixels.shape[-1]}")
+        crop = measured_crop(pixels, self.device, self.channels)
+        teacher = self._teacher_for(crop[0])
+        if teacher is not None:
+            return teacher.denoise_pixels(pixels)
+        self._set_preset(crop[0])
+        guard = GUARD_NOISE_FACTOR if self.model.corrections_learnt and self.options.guard else None
+        with torch.inference_mode():
+            return denoise_by_tiles(self.model, pixels, self.options, guard, self.device, crop, self.stage_seconds,
+                                    self.progress)
 
     def __call__(self, image):
         if isinstance(image, torch.Tensor):
@@ -220,12 +245,17 @@ class Denoiser:
             return self._call_array(image[..., None])[..., 0]
         if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4) or 0 in image.shape:
             raise InputError(f"expected an HxW or HxWxC image with C in 1..4, got shape {image.shape}")
-        return to_channels_last(self._call_tensor(to_channels_first(image)))  # the tensor path
+        colour = 1 if image.shape[-1] <= 2 else 3
+        if image.shape[-1] == colour:
+            return self.denoise_pixels(image)
+        result = image.copy()  # alpha (channel 2 of 2 or 4 of 4) untouched
+        result[..., :colour] = self.denoise_pixels(image[..., :colour])
+        return result
 
     def _call_tensor(self, image: torch.Tensor) -> torch.Tensor:
         if image.ndim not in (3, 4) or image.shape[-3] not in (1, 2, 3, 4) or 0 in image.shape:
             raise InputError(f"expected a (C,H,W) or (B,C,H,W) tensor with C in 1..4, got shape {tuple(image.shape)}")
-        if image.dtype not in _PEAK and not image.is_floating_point():
+        if image.dtype not in PEAKS and not image.is_floating_point():
             raise InputError(f"unsupported dtype {image.dtype}; use uint8, uint16 or float")
         image = image.detach()  # no gradients through the denoiser
         batch = image if image.ndim == 4 else image[None]
@@ -238,8 +268,7 @@ class Denoiser:
 
     def _denoise_colour(self, image: torch.Tensor) -> torch.Tensor:
         """(C, H, W), C = 1 or 3, of a supported dtype -> denoised, same dtype and device."""
-        peak = _PEAK.get(image.dtype, 1.0)
-        x = image.to(torch.float32, copy=True).mul_(255.0 / peak)  # one full-size copy (a 12 MP image: 144 MB)
+        x = to_network_scale(image)  # one full-size copy (a 12 MP image: 144 MB)
         if image.is_floating_point() and not torch.isfinite(x).all():  # integers are finite (a 12 MP check: 0.6 s)
             raise InputError("input image contains NaN or Inf values")
         if self.options.strength == 0:  # the input itself: no network, and no float round trip through the 0..255 scale
@@ -250,18 +279,5 @@ class Denoiser:
             raise InputError(f"the network takes {self.channels} channels, the image has {image.shape[0]}")
         out = self.denoise_batch(x[None])[0]
         out = rgb_to_grey(out, axis=-3) if grey else out
-        if image.is_floating_point():
-            return (out / 255.0).to(image.dtype)
-        return _round_to_integers(out, peak, image.dtype)
+        return from_network_scale(out, image.dtype)
 
-
-def _round_to_integers(out: torch.Tensor, peak: float, dtype: torch.dtype) -> torch.Tensor:
-    """Rounded half up in float64 (as scale.from_model_scale) and clipped to 0..peak, a band of rows at a
-    time: float64 copies of a whole 12 MP image would double the peak memory. For 8-bit output the scale
-    is 1 and float32 rounds alike (x + 0.5 is exact in float32 below 2**22), at half the cost."""
-    result = torch.empty(out.shape, dtype=dtype, device=out.device)
-    for top in range(0, out.shape[-2], _ROUNDING_ROWS):
-        band = out[..., top : top + _ROUNDING_ROWS, :]
-        scaled = band + 0.5 if peak == 255.0 else band.double() * (peak / 255.0) + 0.5
-        result[..., top : top + _ROUNDING_ROWS, :] = torch.floor(scaled).clamp(0, peak)
-    return result

@@ -55,12 +55,18 @@ def _difference_variance(x: torch.Tensor, d: int) -> torch.Tensor:
     return _block_means(sq[None] / 4)[0]  # two directions, and Var(a - b) = 2 sigma^2
 
 
+def measured_region(height: int, width: int) -> tuple[slice, slice]:
+    """The rows and columns of an image that its noise is measured on: the central MAX_SIDE x MAX_SIDE crop."""
+    top, left = (max(0, (s - MAX_SIDE) // 2) for s in (height, width))
+    return slice(top, top + MAX_SIDE), slice(left, left + MAX_SIDE)
+
+
 def noise_profile(image: torch.Tensor, peak: float = 255.0) -> NoiseProfile:
     """(C, H, W) float image on the 0..peak scale -> its noise level and neighbour correlation."""
     if min(image.shape[-2:]) < 2 * BLOCK:
         raise ValueError(f"image too small to measure its noise: {tuple(image.shape[-2:])}, need {2 * BLOCK}x{2 * BLOCK}")
-    top, left = (max(0, (s - MAX_SIDE) // 2) for s in image.shape[-2:])
-    x = image.detach()[..., top : top + MAX_SIDE, left : left + MAX_SIDE].to(torch.float64).cpu() * (255.0 / peak)
+    rows, cols = measured_region(*image.shape[-2:])
+    x = image.detach()[..., rows, cols].to(torch.float64).cpu() * (255.0 / peak)
     h, w = (s // BLOCK * BLOCK for s in x.shape[-2:])
     x = x[..., :h, :w]
     clipped = _block_means(((x <= 0) | (x >= 255)).to(x.dtype).mean(0, keepdim=True))[0]

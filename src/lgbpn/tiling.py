@@ -52,13 +52,32 @@ def _spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, 
     return spans
 
 
+def _even_spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[int, int, int, int]]:
+    """As _spans, as many tiles, but every window of one size once padded to `align` (the last one ends at the
+    image's edge, its start aligned): the network then meets one input shape, and oneDNN builds its kernels once.
+    Exact only for a network with a bounded context within `overlap`."""
+    count = math.ceil(length / tile)
+    if count == 1:
+        return [(0, length, 0, length)]
+    # Consecutive windows overlap by 2 x overlap, plus one alignment of slack for the rounded starts.
+    size = math.ceil((length + (count - 1) * (2 * overlap + align)) / count / align) * align
+    if size >= length:
+        return [(0, length, 0, length)]
+    last = math.ceil((length - size) / align) * align
+    starts = sorted({i * last // (count - 1) // align * align for i in range(count)})
+    bounds = [0, *(start + overlap for start in starts[1:]), length]
+    return [(start, min(length, start + size), bounds[i], bounds[i + 1]) for i, start in enumerate(starts)]
+
+
 def plan_tiles(model: nn.Module, h: int, w: int, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
     """Row and column spans of the tiles of an h x w image (tile and overlap aligned to PD; the overlap
-    at least the model's context, so that tiles of a network with a bounded context are exact)."""
+    at least the model's context, so that tiles of a network with a bounded context are exact). Such a
+    network gets windows of one shape (_even_spans); one whose output depends on the tile keeps fixed tiles."""
     align = model.alignment()
     overlap = math.ceil(max(overlap, model.context()) / align) * align
     tile = max(align, tile // align * align)
-    return _spans(h, tile, overlap, align), _spans(w, tile, overlap, align)
+    spans = _even_spans if model.context() else _spans
+    return spans(h, tile, overlap, align), spans(w, tile, overlap, align)
 
 
 @torch.inference_mode()
@@ -76,15 +95,23 @@ def denoise_tiled(model: nn.Module, x: torch.Tensor, options: InferenceOptions |
     report = progress if callable(progress) else None
     tiles = [(row, col) for row in rows for col in cols]
     bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=progress is not True, leave=False)
-    with bar, told_noise(model, x), _precision(model, resolve_precision(options.precision, x.device), x.device):
+    with bar, running(model, x, options, x.device):
         for done, ((y0, y1, cy0, cy1), (x0, x1, cx0, cx1)) in enumerate(tiles, 1):
             window = x[..., y0:y1, x0:x1]
-            result = _denoise_window(model, window, (y0, x0), options)
+            result = denoise_window(model, window, (y0, x0), options)
             out[..., cy0:cy1, cx0:cx1] = result[..., cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
             bar.update()
             if report is not None:
                 report(done, len(tiles))
     return out
+
+
+@contextmanager
+def running(model: nn.Module, noise_source: torch.Tensor, options: InferenceOptions, device: torch.device):
+    """Within: `model` runs as `options` say on `device` (precision), told the noise of `noise_source` (a batch
+    of the images, or of their central crops that lgbpn.noise measures) if it is noise-aware."""
+    with told_noise(model, noise_source), _precision(model, resolve_precision(options.precision, device), device):
+        yield
 
 
 @contextmanager
@@ -105,7 +132,9 @@ def _precision(model: nn.Module, precision: str, device: torch.device):
         handle.remove()
 
 
-def _denoise_window(model, window, origin, options: InferenceOptions) -> torch.Tensor:
+def denoise_window(model, window, origin, options: InferenceOptions) -> torch.Tensor:
+    """The network's output on one (B, C, h, w) window at `origin` (its top-left in the image), with R3 if
+    `options` ask for it; run within `running`."""
     h, w = window.shape[-2:]
     smallest = model.min_size()
     # Too small for the network's reflect pads: mirror the window up to size and crop back.

@@ -54,6 +54,29 @@ def flat_area_median(values: torch.Tensor, activity: torch.Tensor) -> torch.Tens
     return torch.stack(medians).view(-1, 1, 1, 1)
 
 
+def residual_energy(denoised: torch.Tensor, noisy: torch.Tensor, window: int = DEFAULT_WINDOW) -> torch.Tensor:
+    """(B, 1, H, W): the local mean of the residual's energy (channels averaged)."""
+    return local_mean((noisy - denoised).square().mean(dim=1, keepdim=True), window)
+
+
+def input_activity(noisy: torch.Tensor, window: int = DEFAULT_WINDOW) -> torch.Tensor:
+    """(B, 1, H, W): the local variance of the input's channel mean (what tells flat areas from busy ones)."""
+    return local_variance(noisy.mean(dim=1, keepdim=True), window)
+
+
+def blend_by_energy(denoised: torch.Tensor, noisy: torch.Tensor, energy: torch.Tensor, noise_var: torch.Tensor,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+    """The blend itself, given the residual energy map and the noise variance, a band of rows at a time into
+    `out` (which may be `denoised` itself)."""
+    out = torch.empty_like(denoised) if out is None else out
+    tiny = torch.finfo(energy.dtype).tiny
+    for rows, _, _ in row_bands(denoised.shape[-2]):
+        d, n = denoised[..., rows, :], noisy[..., rows, :]
+        weight = (1 - noise_var / energy[..., rows, :].clamp_min(tiny)).clamp_(0, 1)
+        out[..., rows, :] = torch.addcmul(d, weight, n - d)
+    return out
+
+
 def residual_wiener_blend(denoised: torch.Tensor, noisy: torch.Tensor, window: int = DEFAULT_WINDOW,
                           noise_factor: float = 1.0, out: torch.Tensor | None = None) -> torch.Tensor:
     """(B, C, H, W) -> same; per image, a convex per-pixel blend of `denoised` and `noisy` (`noise_factor`
@@ -63,18 +86,11 @@ def residual_wiener_blend(denoised: torch.Tensor, noisy: torch.Tensor, window: i
     the whole image), and `out` (which may be `denoised` itself) takes the result: a 12 MP photo then needs
     two single-channel maps (48 MB each) beyond its images, not five full-colour temporaries."""
     half = window // 2
-    energy = map_local(lambda d, n: local_mean((n - d).square().mean(dim=1, keepdim=True), window), (denoised, noisy),
-                       half)
-    activity = map_local(lambda n: local_variance(n.mean(dim=1, keepdim=True), window), (noisy,), half)
+    energy = map_local(lambda d, n: residual_energy(d, n, window), (denoised, noisy), half)
+    activity = map_local(lambda n: input_activity(n, window), (noisy,), half)
     noise_var = noise_factor * flat_area_median(energy, activity)
     del activity
-    out = torch.empty_like(denoised) if out is None else out
-    tiny = torch.finfo(energy.dtype).tiny
-    for rows, _, _ in row_bands(denoised.shape[-2]):
-        d, n = denoised[..., rows, :], noisy[..., rows, :]
-        weight = (1 - noise_var / energy[..., rows, :].clamp_min(tiny)).clamp_(0, 1)
-        out[..., rows, :] = torch.addcmul(d, weight, n - d)
-    return out
+    return blend_by_energy(denoised, noisy, energy, noise_var, out)
 
 
 def residual_guard(denoised: torch.Tensor, noisy: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
