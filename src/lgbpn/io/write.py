@@ -24,6 +24,11 @@ _DEEPEST = {"JPEG": np.dtype(np.uint8), "PNG": np.dtype(np.uint16)}  # TIFF take
 # 15.2 MB, Pillow's default 6 took 6.3 s for 13.2 MB, 9 took 50 s for 12.7 MB, 0 (stored) 0.6 s for 36 MB.
 # Level 1 is also OpenCV's imwrite default. `--png-compression` trades time for smaller files.
 DEFAULT_PNG_COMPRESSION = 1
+# PNG outputs are written by libpng (imagecodecs). At the fast levels with one fixed row filter, Average: on a
+# denoised 12 MP photo (AMD EPYC, level 1) 0.27 s and 6.31 MB, against libpng's per-row choice 0.56 s and 6.30
+# MB and Pillow's 0.65 s and 6.42 MB (Sub 0.24 s 6.45 MB, Up 0.24 s 6.49 MB, None 0.25 s 7.40 MB). Slower
+# levels are asked for smaller files: there libpng chooses per row.
+_FIXED_FILTER_LEVELS = range(0, 3)
 
 
 def write_image(path, image: Image, png_compression: int = DEFAULT_PNG_COMPRESSION) -> None:
@@ -66,10 +71,10 @@ def write_image(path, image: Image, png_compression: int = DEFAULT_PNG_COMPRESSI
                              extrasamples=None if alpha is None else ["unassalpha"],
                              compression="zlib", iccprofile=image.icc_profile,
                              extratags=tiff_tags(image.exif) if image.exif else None)
-        elif arr.dtype == np.uint16:  # PNG: Pillow cannot write 16-bit colour
-            tmp.write_bytes(_png16(arr, image.icc_profile, image.exif, png_compression))
+        elif fmt == "PNG":
+            tmp.write_bytes(_png(arr, image.icc_profile, image.exif, png_compression))
         else:
-            options = {"quality": 95, "subsampling": 0} if fmt == "JPEG" else {"compress_level": png_compression}
+            options = {"quality": 95, "subsampling": 0}
             if image.exif:
                 options["exif"] = image.exif
             if image.icc_profile:
@@ -77,10 +82,11 @@ def write_image(path, image: Image, png_compression: int = DEFAULT_PNG_COMPRESSI
             PILImage.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(tmp, fmt, **options)
 
 
-def _png16(arr: np.ndarray, icc: bytes | None, exif: bytes | None, level: int) -> bytes:
-    """H x W x C uint16 (C = 1..4) as a 16-bit PNG, with the ICC profile and EXIF imagecodecs does not write."""
+def _png(arr: np.ndarray, icc: bytes | None, exif: bytes | None, level: int) -> bytes:
+    """H x W x C uint8 or uint16 (C = 1..4) as a PNG, with the ICC profile and EXIF imagecodecs does not write."""
     # A fresh copy: imagecodecs refuses the odd strides numpy allows on length-1 axes, even when contiguous.
-    data = imagecodecs.png_encode(arr.copy(), level=level)
+    row_filter = imagecodecs.PNG.FILTER.AVG if level in _FIXED_FILTER_LEVELS else None
+    data = imagecodecs.png_encode(arr.copy(), level=level, filter=row_filter)
     chunks = []
     if icc:
         chunks.append((b"iCCP", b"ICC profile\0\0" + zlib.compress(icc)))
