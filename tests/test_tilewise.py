@@ -9,8 +9,8 @@ from lgbpn.denoiser import Denoiser
 from lgbpn.io import read_image
 from lgbpn.layout import to_channels_first, to_channels_last
 from lgbpn.metrics import psnr
-from lgbpn.tiling import plan_tiles
 from lgbpn.tilewise import from_network_scale, spread_indices
+from lgbpn.tiling import plan_tiles
 
 from .helpers import noisy_image, tiny_model
 
