@@ -74,6 +74,13 @@ def test_what_needs_the_whole_image_keeps_the_whole_image_path():
     assert Denoiser(blind_spot, lowpass_sigma=None, blend=False)._by_tiles()
 
 
+def test_a_progress_function_hears_every_tile_once():
+    calls = []
+    student(progress=lambda done, tiles: calls.append((done, tiles))).denoise_pixels(scene())
+    tiles = len(calls)
+    assert tiles > 1 and calls == [(n, tiles) for n in range(1, tiles + 1)]
+
+
 def test_nan_is_refused_before_any_work():
     pixels = noisy_image(64, 64, dtype=np.float32)
     pixels[5, 7, 1] = np.nan

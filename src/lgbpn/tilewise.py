@@ -100,6 +100,7 @@ def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOpt
     seconds = stage_seconds if stage_seconds is not None else Counter()
     report = progress if callable(progress) else None
     bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=progress is not True, leave=False)
+    denoised_tiles = 0  # not bar.n: a disabled bar does not count
 
     def denoise(tile: _Tile) -> tuple[torch.Tensor, torch.Tensor, tuple[slice, slice]]:
         """The tile's input and the network's output over its core and halo, (1, 3, h, w) on the 0..255 scale."""
@@ -110,9 +111,11 @@ def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOpt
         out = denoise_window(model, window, (tile.y0, tile.x0), options)
         seconds["network"] += time.perf_counter() - start
         rows, cols = tile.region(halo)
+        nonlocal denoised_tiles
+        denoised_tiles += 1
         bar.update()
         if report is not None:
-            report(bar.n, len(tiles))
+            report(denoised_tiles, len(tiles))
         return window[..., rows, cols], out[..., rows, cols], (rows, cols)
 
     def finish(tile: _Tile, noisy, denoised, region, noise_var=None, energy=None) -> None:
