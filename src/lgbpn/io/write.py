@@ -84,8 +84,11 @@ def write_image(path, image: Image, png_compression: int = DEFAULT_PNG_COMPRESSI
 
 def _png(arr: np.ndarray, icc: bytes | None, exif: bytes | None, level: int) -> bytes:
     """H x W x C uint8 or uint16 (C = 1..4) as a PNG, with the ICC profile and EXIF imagecodecs does not write."""
-    # Grey as H x W: imagecodecs refuses the odd strides numpy allows on length-1 axes, even when contiguous.
-    arr = np.ascontiguousarray(arr[..., 0] if arr.shape[2] == 1 else arr)
+    # Grey as H x W. imagecodecs refuses the odd strides numpy allows on length-1 axes, even when contiguous:
+    # those get a fresh copy (a full-size photo needs none).
+    arr = arr[..., 0] if arr.shape[2] == 1 else arr
+    if 1 in arr.shape or not arr.flags.c_contiguous:
+        arr = arr.copy()
     row_filter = imagecodecs.PNG.FILTER.AVG if level in _FIXED_FILTER_LEVELS else None
     data = imagecodecs.png_encode(arr, level=level, filter=row_filter)
     chunks = []
