@@ -28,7 +28,7 @@ from .noise import measured_region
 from .options import InferenceOptions
 from .tiling import denoise_window, plan_tiles, running
 
-GUARD_SAMPLE_TILES = 8  # 8 of a 12 MP photo's 30 default tiles: 3.6 MP of statistics, 70 MB held
+GUARD_SAMPLE_TILES = 8  # 8 of a 12 MP photo's 30 tiles: 3.6 MP of statistics, about 120 MB held
 # The networks work on the 0..255 scale of 8-bit images; float images are 0..1.
 PEAKS = {torch.uint8: 255.0, torch.uint16: 65535.0}
 _ROUNDING_ROWS = 256
@@ -104,6 +104,7 @@ def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOpt
 
     def denoise(tile: _Tile) -> tuple[torch.Tensor, torch.Tensor, tuple[slice, slice]]:
         """The tile's input and the network's output over its core and halo, (1, 3, h, w) on the 0..255 scale."""
+        nonlocal denoised_tiles
         window = torch.from_numpy(np.ascontiguousarray(pixels[tile.y0 : tile.y1, tile.x0 : tile.x1]))
         window = to_network_scale(window.permute(2, 0, 1)[None]).to(device)
         window = grey_to_rgb(window, axis=-3) if grey else window
@@ -111,7 +112,6 @@ def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOpt
         out = denoise_window(model, window, (tile.y0, tile.x0), options)
         seconds["network"] += time.perf_counter() - start
         rows, cols = tile.region(halo)
-        nonlocal denoised_tiles
         denoised_tiles += 1
         bar.update()
         if report is not None:
@@ -133,7 +133,7 @@ def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOpt
         seconds["corrections"] += time.perf_counter() - start
 
     with bar, running(model, noise_source, options, device):
-        noise_var, finished = None, set()
+        noise_var, sampled = None, set()
         if guard_factor is not None:
             held, energies, activities = [], [], []
             for index in spread_indices(len(tiles), GUARD_SAMPLE_TILES):
@@ -144,14 +144,14 @@ def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOpt
                 held.append((tile, noisy, denoised, region, energy))
                 energies.append(energy.flatten(1))
                 activities.append(input_activity(noisy)[..., rows, cols].flatten(1))
-                finished.add(index)
+                sampled.add(index)
             noise_var = guard_factor * flat_area_median(torch.cat(energies, 1), torch.cat(activities, 1))
             del energies, activities
             while held:
                 tile, noisy, denoised, region, energy = held.pop(0)
                 finish(tile, noisy, denoised, region, noise_var, energy)
         for index, tile in enumerate(tiles):
-            if index not in finished:
+            if index not in sampled:
                 finish(tile, *denoise(tile), noise_var)
     return result.numpy()
 
