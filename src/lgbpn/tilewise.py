@@ -60,7 +60,7 @@ def spread_indices(count: int, chosen: int) -> list[int]:
         return list(range(count))
     if chosen == 1:
         return [0]
-    return sorted({round(i * (count - 1) / (chosen - 1)) for i in range(chosen)})
+    return [round(i * (count - 1) / (chosen - 1)) for i in range(chosen)]  # increasing: steps of at least 1
 
 
 class _Tile:

@@ -21,6 +21,7 @@ from ..denoiser import DEFAULT_MODEL, pretrained_names
 from ..metrics import psnr
 from ..models import build_model
 from ..precision import resolve_precision
+from ..tilewise import spread_indices
 from ..weights import save_weights
 from . import alternatives, cases
 from .cases import Case
@@ -64,11 +65,7 @@ DEFINITIONS = {
 def spread(names: list[str], count: int | None) -> list[str]:
     """`count` names spread evenly over the sorted list, first and last included; None: all."""
     names = sorted(names)
-    if count is None or count >= len(names):
-        return names
-    if count == 1:
-        return names[:1]
-    return [names[round(i * (len(names) - 1) / (count - 1))] for i in range(count)]
+    return names if count is None else [names[i] for i in spread_indices(len(names), count)]
 
 
 def _images(data: Path, count: int | None) -> dict[str, tuple[str, list[str]]]:
