@@ -51,11 +51,13 @@ def test_panels_crops_and_labels():
 
 def test_a_student_is_described_by_its_architecture_and_guard_never_r3():
     student = Denoiser.from_pretrained("lgbpn-fast")
-    assert student.describe() == "unet-half, a distilled student (corrections learnt), guard on"
-    assert Denoiser.from_pretrained("lgbpn-fast", guard=False, r3=True).describe().endswith("guard off")
+    assert student.describe() == ("unet-half, a distilled student (corrections learnt), coarse pass where the noise is "
+                                  "heavy, guard on")
+    assert Denoiser.from_pretrained("lgbpn-fast", guard=False, r3=True, coarse=False).describe().endswith("learnt), guard off")
     # A student distilled from uncorrected targets gets our corrections, still without R3.
-    plain = Denoiser(tiny_model("unet-half"), blend=False).describe()
-    assert plain == f"unet-half, low-frequency correction (sigma {DEFAULT_SIGMA:g})" and not tiny_model("unet-half").corrections_learnt
+    plain = Denoiser(tiny_model("unet-half"), blend=False, coarse=True).describe()
+    assert plain == f"unet-half, low-frequency correction (sigma {DEFAULT_SIGMA:g}), coarse pass"
+    assert not tiny_model("unet-half").corrections_learnt
 
 
 def test_a_blind_spot_network_is_described_by_its_preset_r3_and_corrections():

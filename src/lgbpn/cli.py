@@ -284,6 +284,11 @@ def _model_options(corrections: bool = True):
         click.option("--guard/--no-guard", default=corrections,
                      help=f"A distilled student gives the input back where it removed far more than noise, structure "
                           f"it erased (default: {default}); --no-guard keeps the student's own output."),
+        click.option("--coarse", type=click.Choice(["auto", "on", "off"]), default="auto" if corrections else "off",
+                     show_default=True,
+                     help="A student also runs on the halved image and takes the colour of its coarse detail from it, "
+                          "against coarse colour blotches (about a quarter more network time); auto: where the "
+                          "measured noise is heavy."),
         click.option("--strength", type=float, default=1.0, show_default=True,
                      help=f"How strongly to denoise: 0 gives the input back, 1 the default output, up to {MAX_STRENGTH:g} "
                           "stronger (below 1 a blend with the input; above 1 a second pass over the output blended in)."),
@@ -292,13 +297,14 @@ def _model_options(corrections: bool = True):
     def decorate(command):
         @functools.wraps(command)
         def run(*args, weights, model_name, arch, preset, device, precision, tile, overlap, no_r3, seed, lowpass, blend,
-                teacher_fallback, guard, keep_base, strength, **kwargs):
+                teacher_fallback, guard, keep_base, coarse, strength, **kwargs):
             if weights is not None and model_name is not None:
                 raise click.UsageError("give either --weights or --model, not both")
             try:
                 options = InferenceOptions(device=device, precision=precision, r3=not no_r3, seed=seed, tile=tile,
                                            overlap=overlap, blend=blend, teacher_fallback=teacher_fallback, guard=guard,
                                            keep_base=keep_base, strength=strength,
+                                           coarse={"auto": "auto", "on": True, "off": False}[coarse],
                                            **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None

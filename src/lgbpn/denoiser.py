@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .coarse import apply_coarse_pass, coarse_suits, halve
 from .corrections import finish_output
 from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
@@ -89,7 +90,9 @@ class Denoiser:
         output corrections (a student that learnt the corrections is not given them again)."""
         model = self.model
         if model.corrections_learnt:
-            return f"{model.arch_name}, a distilled student (corrections learnt), guard {'on' if self.options.guard else 'off'}"
+            coarse = {True: ", coarse pass", False: "", "auto": ", coarse pass where the noise is heavy"}[self.options.coarse]
+            guard = "on" if self.options.guard else "off"
+            return f"{model.arch_name}, a distilled student (corrections learnt){coarse}, guard {guard}"
         preset = f"preset {self.options.preset}, " if model.presets else ""
         return f"{model.arch_name}, {preset}{self.options.describe(model.blind_spot)}"
 
@@ -129,6 +132,8 @@ class Denoiser:
     def _network_output(self, noisy: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
         out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
+        if self._coarse_pass(noisy[0]):
+            out = apply_coarse_pass(out, denoise_tiled(self.model, halve(noisy), self.options))
         finished = time.perf_counter()
         out = finish_output(out, noisy, self.model.corrections_learnt, self.options.lowpass_sigma,
                             self.options.blend, self.options.guard, in_place=True)
@@ -151,6 +156,14 @@ class Denoiser:
                     "%.2f dB, %s %.2f dB)", self.model.base, 100 * share, error_db(error), self.model.base,
                     error_db(base_error))
         return torch.lerp(out, base_out, keep) if share else out
+
+    def _coarse_pass(self, image: torch.Tensor) -> bool:
+        """Whether the network also runs on the halved image (coarse.py) for this (C, H, W) 0..255 image: an
+        ordinary network, and with "auto" where the measured noise is heavy."""
+        coarse = self.options.coarse
+        if self.model.blind_spot or coarse is False:
+            return False
+        return coarse is True or coarse_suits(measure_noise(image))
 
     def _teacher_for(self, image: torch.Tensor) -> "Denoiser | None":
         """A student's teacher when `image` is noisier than anything the student was distilled on."""
@@ -228,8 +241,8 @@ class Denoiser:
         self._set_preset(crop[0])
         guard = GUARD_NOISE_FACTOR if self.model.corrections_learnt and self.options.guard else None
         with torch.inference_mode():
-            return denoise_by_tiles(self.model, pixels, self.options, guard, self.device, crop, self.stage_seconds,
-                                    self.progress)
+            return denoise_by_tiles(self.model, pixels, self.options, guard, self.device, crop, self._coarse_pass(crop[0]),
+                                    self.stage_seconds, self.progress)
 
     def __call__(self, image):
         if isinstance(image, torch.Tensor):

@@ -64,6 +64,9 @@ class InferenceOptions:
     keep_base: bool = True
     # 0: the input; 1: the output above; up to MAX_STRENGTH: stronger (strength.py defines it).
     strength: float = 1.0
+    # An ordinary network (a student) also runs on the halved image against coarse colour noise (coarse.py):
+    # True, False, or "auto": where the measured noise is heavy.
+    coarse: bool | str = "auto"
 
     def __post_init__(self):
         from .precision import PRECISIONS
@@ -81,8 +84,9 @@ class InferenceOptions:
         if self.lowpass_sigma is not None:
             _check("lowpass_sigma", self.lowpass_sigma, _real(self.lowpass_sigma) and self.lowpass_sigma > 0,
                    "must be positive, or None for no low-frequency correction")
-        _check("blend", self.blend, self.blend is True or self.blend is False or self.blend == "auto",
-               "must be True, False or 'auto'")
+        for name in ("blend", "coarse"):
+            value = getattr(self, name)
+            _check(name, value, value is True or value is False or value == "auto", "must be True, False or 'auto'")
         _check("preset", self.preset, self.preset in PRESET_CHOICES, f"must be one of {', '.join(PRESET_CHOICES)}")
         _check("precision", self.precision, self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}")
         _check("device", self.device, isinstance(self.device, str) and _device_name(self.device),
@@ -107,6 +111,8 @@ class InferenceOptions:
             parts.append("residual Wiener blend")
         if self.lowpass_sigma is None and not self.blend:
             parts.append("no output corrections")
+        if not blind_spot and self.coarse:
+            parts.append("coarse pass where the noise is heavy" if self.coarse == "auto" else "coarse pass")
         if self.strength != 1:
             parts.append(f"strength {self.strength:g}")
         return ", ".join(parts)

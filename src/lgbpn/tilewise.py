@@ -22,11 +22,12 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
+from .coarse import BLUR_RADIUS, chroma_from_coarse, halve, upsample
 from .layout import grey_to_rgb, rgb_to_grey
 from .nn.wiener import DEFAULT_WINDOW, blend_by_energy, flat_area_median, input_activity, residual_energy
 from .noise import measured_region
 from .options import InferenceOptions
-from .tiling import denoise_window, plan_tiles, running
+from .tiling import denoise_tiled, denoise_window, plan_tiles, running
 
 GUARD_SAMPLE_TILES = 8  # 8 of a 12 MP photo's 30 tiles: 3.6 MP of statistics, about 120 MB held
 # The networks work on the 0..255 scale of 8-bit images; float images are 0..1.
@@ -75,6 +76,10 @@ class _Tile:
         bottom, right = min(self.y1, self.cy1 + halo), min(self.x1, self.cx1 + halo)
         return slice(top - self.y0, bottom - self.y0), slice(left - self.x0, right - self.x0)
 
+    def in_image(self, rows: slice, cols: slice) -> tuple[slice, slice]:
+        """A window region (`rows`, `cols`) in the image's coordinates."""
+        return slice(self.y0 + rows.start, self.y0 + rows.stop), slice(self.x0 + cols.start, self.x0 + cols.stop)
+
     def core_within(self, rows: slice, cols: slice) -> tuple[slice, slice]:
         """The core, in the coordinates of a window region (`rows`, `cols`)."""
         top, left = self.y0 + rows.start, self.x0 + cols.start
@@ -82,22 +87,29 @@ class _Tile:
 
 
 def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOptions, guard_factor: float | None,
-                     device: torch.device, noise_source: torch.Tensor, stage_seconds: Counter | None = None,
-                     progress: bool | Callable[[int, int], None] = False) -> np.ndarray:
+                     device: torch.device, noise_source: torch.Tensor, coarse_pass: bool = False,
+                     stage_seconds: Counter | None = None, progress: bool | Callable[[int, int], None] = False) -> np.ndarray:
     """HxWxC (C = 1 or 3) array of any supported dtype -> the denoised array of the same dtype.
 
     `guard_factor`: the residual Wiener blend's noise factor (nn/wiener.py: GUARD_NOISE_FACTOR for a student's
-    guard, 1 for the blend), or None for the network's output as it is. At `options.strength` (at most 1),
-    with the preset the caller chose; a noise-aware network is told the noise of `noise_source` (measured_crop).
-    `stage_seconds` adds the network's and the rest's seconds under "network" and "corrections"."""
+    guard, 1 for the blend), or None for the network's output as it is. `coarse_pass`: the network also runs
+    on the halved image first (coarse.py; the halved image is made a band of rows at a time). At
+    `options.strength` (at most 1), with the preset the caller chose; a noise-aware network is told the noise
+    of `noise_source` (measured_crop). `stage_seconds` adds the network's and the rest's seconds under
+    "network" and "corrections"."""
     height, width, channels = pixels.shape
     grey = channels == 1 and model.arch_config.get("in_ch", 3) == 3
     dtype = torch.from_numpy(pixels[:1, :1]).dtype
     result = torch.empty((height, width, channels), dtype=dtype)
     rows, cols = plan_tiles(model, height, width, options.tile, options.overlap)
     tiles = [_Tile(r, c) for r in rows for c in cols]
-    halo = 0 if guard_factor is None else DEFAULT_WINDOW // 2
+    halo = 0 if guard_factor is None else DEFAULT_WINDOW // 2  # the guard's context
     seconds = stage_seconds if stage_seconds is not None else Counter()
+    coarse = None
+    if coarse_pass:
+        start = time.perf_counter()
+        coarse = denoise_tiled(model, halved(pixels, grey, device), options)
+        seconds["network"] += time.perf_counter() - start
     report = progress if callable(progress) else None
     bar = tqdm(total=len(tiles), desc="tiles", unit="tile", disable=progress is not True, leave=False)
     denoised_tiles = 0  # not bar.n: a disabled bar does not count
@@ -112,6 +124,11 @@ def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOpt
         out = denoise_window(model, window, (tile.y0, tile.x0), options)
         seconds["network"] += time.perf_counter() - start
         rows, cols = tile.region(halo)
+        if coarse is not None:  # corrected over the region and the blur's context, then cut back to the region
+            wide_rows, wide_cols = tile.region(halo + BLUR_RADIUS)
+            wide = out[..., wide_rows, wide_cols]
+            up = upsample(coarse, *tile.in_image(wide_rows, wide_cols))
+            out[..., wide_rows, wide_cols] = chroma_from_coarse(wide, up)
         denoised_tiles += 1
         bar.update()
         if report is not None:
@@ -163,3 +180,14 @@ def measured_crop(pixels: np.ndarray, device: torch.device, channels: int) -> to
     crop = torch.from_numpy(np.ascontiguousarray(pixels[rows, cols])).permute(2, 0, 1)
     crop = to_network_scale(crop)[None].to(device)
     return grey_to_rgb(crop, axis=-3) if channels == 3 else crop
+
+
+def halved(pixels: np.ndarray, grey: bool, device: torch.device) -> torch.Tensor:
+    """coarse.halve of the image on the 0..255 scale, (1, 3 or C, ceil(H/2), ceil(W/2)), made a band of rows at
+    a time: no whole-image float copy."""
+    bands = []
+    for top in range(0, pixels.shape[0], 2 * _ROUNDING_ROWS):
+        band = torch.from_numpy(np.ascontiguousarray(pixels[top : top + 2 * _ROUNDING_ROWS])).permute(2, 0, 1)[None]
+        band = halve(to_network_scale(band).to(device))
+        bands.append(grey_to_rgb(band, axis=-3) if grey else band)
+    return torch.cat(bands, dim=-2)
