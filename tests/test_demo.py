@@ -73,5 +73,6 @@ def test_the_demo_says_what_ran(tmp_path):
     result = run_cli("demo", "-o", tmp_path, "--no-guard")
     assert result.exit_code == 0, result.output
     line = next(line for line in result.stderr.splitlines() if line.startswith("model: "))
-    assert line.startswith("model: lgbpn-fast: unet-half, a distilled student (corrections learnt), guard off; ")
+    assert line.startswith("model: lgbpn-fast: unet-half, a distilled student (corrections learnt), coarse pass where the "
+                           "noise is heavy, guard off; ")
     assert "R3" not in line and (tmp_path / "comparison.png").exists()
