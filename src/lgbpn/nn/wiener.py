@@ -18,7 +18,7 @@ its RMS), structure the student erased (a fine grille on a camera it never saw),
 import torch
 
 from .bands import map_local, row_bands
-from .pd import pad_reflect_any
+from .filters import separable_sum
 
 DEFAULT_WINDOW = 9
 # The student guard's margin: from 8 to 32 it scored within 0.02 dB on the seen and unseen cameras.
@@ -26,20 +26,9 @@ GUARD_NOISE_FACTOR = 16.0
 
 
 def local_mean(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Box mean over window x window (odd) with reflect padding, on any image size.
-
-    Separable sums of shifted views: 2 x window vectorised additions per pixel, about 10x less CPU time
-    than avg_pool2d's window^2 per pixel (the same means to float32 round-off)."""
-    half = window // 2
-    padded = pad_reflect_any(x, half, half, half, half)
-    h, w = x.shape[-2:]
-    rows = padded[..., :h, :].clone()
-    for shift in range(1, window):
-        rows += padded[..., shift : shift + h, :]
-    out = rows[..., :w].clone()
-    for shift in range(1, window):
-        out += rows[..., shift : shift + w]
-    return out.div_(window * window)
+    """Box mean over window x window (odd) with reflect padding, on any image size (nn/filters.py: the same
+    means as avg_pool2d to float32 round-off, at a tenth of its CPU time)."""
+    return separable_sum(x, window // 2).div_(window * window)
 
 
 def local_variance(x: torch.Tensor, window: int) -> torch.Tensor:
