@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from lgbpn.coarse import apply_coarse_pass, halve, upsample
 from lgbpn.denoiser import Denoiser
+from lgbpn.noise import measure_noise
 
 from .helpers import noisy_scene, tiny_model
 
@@ -58,7 +59,7 @@ def test_the_coarse_pass_removes_colour_blotches_the_full_scale_pass_keeps():
 
 def test_auto_runs_on_heavy_noise_and_ordinary_networks_only():
     student = smoothing_student()
-    heavy, light = (torch.from_numpy(noisy_scene(sigma, 96)).permute(2, 0, 1).float() for sigma in (12, 2))
+    heavy, light = (measure_noise(torch.from_numpy(noisy_scene(sigma, 96)).permute(2, 0, 1).float()) for sigma in (12, 2))
     assert student._coarse_pass(heavy) and not student._coarse_pass(light)
     assert smoothing_student(coarse=True)._coarse_pass(light) and not smoothing_student(coarse=False)._coarse_pass(heavy)
     assert not Denoiser(tiny_model("lgbpn-s"), coarse=True)._coarse_pass(heavy)  # blind-spot: never

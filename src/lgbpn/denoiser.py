@@ -23,7 +23,7 @@ from .corrections import finish_output
 from .errors import InputError, WeightsError
 from .layout import grey_to_rgb, rgb_to_grey, to_channels_first, to_channels_last
 from .nn.wiener import GUARD_NOISE_FACTOR
-from .noise import STUDENT_NOISE_MARGIN, auto_preset, measure_noise
+from .noise import STUDENT_NOISE_MARGIN, NoiseProfile, auto_preset, measure_noise
 from .options import InferenceOptions
 from .selfscore import error_db, keep_base_mask, noise_samples, view_error
 from .strength import apply_strength
@@ -119,20 +119,23 @@ class Denoiser:
     def _denoise_once(self, x: torch.Tensor) -> torch.Tensor:
         """denoise_batch at strength 1."""
         noisy = x.to(self.device)
-        teacher = self._teacher_for(x[0])
+        noise = self._measured_noise(x[0])
+        teacher = self._teacher_for(noise)
         if teacher is not None:
             return teacher._denoise_once(x)
         self._set_preset(x[0])
+        coarse = self._coarse_pass(noise)
         with torch.inference_mode():
-            out = self._network_output(noisy)
+            out = self._network_output(noisy, coarse)
             if self.model.base is not None and self.options.keep_base:
-                out = self._keep_base(noisy, out)
+                out = self._keep_base(noisy, out, coarse)
         return out.to(x.device)
 
-    def _network_output(self, noisy: torch.Tensor) -> torch.Tensor:
+    def _network_output(self, noisy: torch.Tensor, coarse: bool) -> torch.Tensor:
+        """The network's output with its coarse pass (if `coarse`) and its output corrections or guard."""
         start = time.perf_counter()
         out = denoise_tiled(self.model, noisy, self.options, progress=self.progress)
-        if self._coarse_pass(noisy[0]):
+        if coarse:
             out = apply_coarse_pass(out, denoise_tiled(self.model, halve(noisy), self.options))
         finished = time.perf_counter()
         out = finish_output(out, noisy, self.model.corrections_learnt, self.options.lowpass_sigma,
@@ -140,7 +143,7 @@ class Denoiser:
         self.stage_seconds.update(network=finished - start, corrections=time.perf_counter() - finished)
         return out
 
-    def _keep_base(self, noisy: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    def _keep_base(self, noisy: torch.Tensor, out: torch.Tensor, coarse: bool) -> torch.Tensor:
         """An adapted student's output, with its base's wherever the base scores better: the error against
         second noisy views (selfscore.py), compared per region. Never worse than where it started, by that
         measure."""
@@ -148,7 +151,7 @@ class Denoiser:
             self._base = Denoiser.from_weights(weights_path(self.model.base), options=self.options)
         base_out = self._base._denoise_once(noisy)  # at strength 1, as `out`: the strength applies once, after
         samples = noise_samples(noisy, base_out)
-        error = view_error(self._network_output, noisy, samples)
+        error = view_error(lambda view: self._network_output(view, coarse), noisy, samples)
         base_error = view_error(self._base._denoise_once, noisy, samples)
         keep = keep_base_mask(error, base_error)
         share = float(keep.mean())
@@ -157,20 +160,24 @@ class Denoiser:
                     error_db(base_error))
         return torch.lerp(out, base_out, keep) if share else out
 
-    def _coarse_pass(self, image: torch.Tensor) -> bool:
-        """Whether the network also runs on the halved image (coarse.py) for this (C, H, W) 0..255 image: an
-        ordinary network, and with "auto" where the measured noise is heavy."""
+    def _measured_noise(self, image: torch.Tensor) -> NoiseProfile | None:
+        """The noise of a (C, H, W) 0..255 image, measured once for the choices an ordinary network makes
+        by it (teacher fallback, coarse pass); None for a blind-spot network, which makes neither."""
+        return None if self.model.blind_spot else measure_noise(image)
+
+    def _coarse_pass(self, noise: NoiseProfile | None) -> bool:
+        """Whether the network also runs on the halved image (coarse.py) for an image with this measured noise:
+        an ordinary network, and with "auto" where the noise is heavy."""
         coarse = self.options.coarse
         if self.model.blind_spot or coarse is False:
             return False
-        return coarse is True or coarse_suits(measure_noise(image))
+        return coarse is True or coarse_suits(noise)
 
-    def _teacher_for(self, image: torch.Tensor) -> "Denoiser | None":
-        """A student's teacher when `image` is noisier than anything the student was distilled on."""
+    def _teacher_for(self, profile: NoiseProfile | None) -> "Denoiser | None":
+        """A student's teacher when the image's measured noise is beyond anything the student was distilled on."""
         limit = self.model.noise_sigma_max
         if limit is None or not self.options.teacher_fallback or self._teacher is False:
             return None
-        profile = measure_noise(image)
         if profile is None or profile.sigma <= STUDENT_NOISE_MARGIN * limit:
             return None
         try:
@@ -235,13 +242,14 @@ class Denoiser:
         if pixels.shape[-1] != self.channels and not (pixels.shape[-1] == 1 and self.channels == 3):
             raise InputError(f"the network takes {self.channels} channels, the image has {pixels.shape[-1]}")
         crop = measured_crop(pixels, self.device, self.channels)
-        teacher = self._teacher_for(crop[0])
+        noise = self._measured_noise(crop[0])
+        teacher = self._teacher_for(noise)
         if teacher is not None:
             return teacher.denoise_pixels(pixels)
         self._set_preset(crop[0])
         guard = GUARD_NOISE_FACTOR if self.model.corrections_learnt and self.options.guard else None
         with torch.inference_mode():
-            return denoise_by_tiles(self.model, pixels, self.options, guard, self.device, crop, self._coarse_pass(crop[0]),
+            return denoise_by_tiles(self.model, pixels, self.options, guard, self.device, crop, self._coarse_pass(noise),
                                     self.stage_seconds, self.progress)
 
     def __call__(self, image):
