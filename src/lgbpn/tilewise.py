@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .coarse import BLUR_RADIUS, chroma_from_coarse, halve, upsample
 from .layout import grey_to_rgb, rgb_to_grey
+from .nn.bands import BAND_ROWS
 from .nn.wiener import DEFAULT_WINDOW, blend_by_energy, flat_area_median, input_activity, residual_energy
 from .noise import measured_region
 from .options import InferenceOptions
@@ -32,7 +33,6 @@ from .tiling import denoise_tiled, denoise_window, plan_tiles, running
 GUARD_SAMPLE_TILES = 8  # 8 of a 12 MP photo's 30 tiles: 3.6 MP of statistics, about 120 MB held
 # The networks work on the 0..255 scale of 8-bit images; float images are 0..1.
 PEAKS = {torch.uint8: 255.0, torch.uint16: 65535.0}
-_ROUNDING_ROWS = 256
 
 
 def to_network_scale(image: torch.Tensor) -> torch.Tensor:
@@ -48,10 +48,10 @@ def from_network_scale(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return (out / 255.0).to(dtype)
     peak = PEAKS[dtype]
     result = torch.empty(out.shape, dtype=dtype, device=out.device)
-    for top in range(0, out.shape[-2], _ROUNDING_ROWS):
-        band = out[..., top : top + _ROUNDING_ROWS, :]
+    for top in range(0, out.shape[-2], BAND_ROWS):
+        band = out[..., top : top + BAND_ROWS, :]
         scaled = band + 0.5 if peak == 255.0 else band.double() * (peak / 255.0) + 0.5
-        result[..., top : top + _ROUNDING_ROWS, :] = torch.floor(scaled).clamp(0, peak)
+        result[..., top : top + BAND_ROWS, :] = torch.floor(scaled).clamp(0, peak)
     return result
 
 
@@ -117,9 +117,7 @@ def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOpt
     def denoise(tile: _Tile) -> tuple[torch.Tensor, torch.Tensor, tuple[slice, slice]]:
         """The tile's input and the network's output over its core and halo, (1, 3, h, w) on the 0..255 scale."""
         nonlocal denoised_tiles
-        window = torch.from_numpy(np.ascontiguousarray(pixels[tile.y0 : tile.y1, tile.x0 : tile.x1]))
-        window = to_network_scale(window.permute(2, 0, 1)[None]).to(device)
-        window = grey_to_rgb(window, axis=-3) if grey else window
+        window = network_input(pixels[tile.y0 : tile.y1, tile.x0 : tile.x1], grey, device)
         start = time.perf_counter()
         out = denoise_window(model, window, (tile.y0, tile.x0), options)
         seconds["network"] += time.perf_counter() - start
@@ -177,17 +175,19 @@ def measured_crop(pixels: np.ndarray, device: torch.device, channels: int) -> to
     """(1, channels, h, w) on the 0..255 scale: the part of the image that lgbpn.noise measures (its central
     crop), grey replicated to `channels`."""
     rows, cols = measured_region(*pixels.shape[:2])
-    crop = torch.from_numpy(np.ascontiguousarray(pixels[rows, cols])).permute(2, 0, 1)
-    crop = to_network_scale(crop)[None].to(device)
-    return grey_to_rgb(crop, axis=-3) if channels == 3 else crop
+    return network_input(pixels[rows, cols], channels == 3, device)
 
 
 def halved(pixels: np.ndarray, grey: bool, device: torch.device) -> torch.Tensor:
     """coarse.halve of the image on the 0..255 scale, (1, 3 or C, ceil(H/2), ceil(W/2)), made a band of rows at
     a time: no whole-image float copy."""
-    bands = []
-    for top in range(0, pixels.shape[0], 2 * _ROUNDING_ROWS):
-        band = torch.from_numpy(np.ascontiguousarray(pixels[top : top + 2 * _ROUNDING_ROWS])).permute(2, 0, 1)[None]
-        band = halve(to_network_scale(band).to(device))
-        bands.append(grey_to_rgb(band, axis=-3) if grey else band)
-    return torch.cat(bands, dim=-2)
+    rows = 2 * BAND_ROWS  # even: no 2 x 2 block straddles two bands
+    return torch.cat([halve(network_input(pixels[top : top + rows], grey, device)) for top in range(0, pixels.shape[0], rows)],
+                     dim=-2)
+
+
+def network_input(part: np.ndarray, grey: bool, device: torch.device) -> torch.Tensor:
+    """An h x w x C part of the image -> (1, C, h, w) on `device` on the 0..255 scale, grey replicated to RGB
+    if `grey` (for an RGB network)."""
+    x = to_network_scale(torch.from_numpy(np.ascontiguousarray(part)).permute(2, 0, 1)[None]).to(device)
+    return grey_to_rgb(x, axis=-3) if grey else x
