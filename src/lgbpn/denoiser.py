@@ -90,9 +90,9 @@ class Denoiser:
         output corrections (a student that learnt the corrections is not given them again)."""
         model = self.model
         if model.corrections_learnt:
-            coarse = {True: ", coarse pass", False: "", "auto": ", coarse pass where the noise is heavy"}[self.options.coarse]
-            guard = "on" if self.options.guard else "off"
-            return f"{model.arch_name}, a distilled student (corrections learnt){coarse}, guard {guard}"
+            parts = [model.arch_name, "a distilled student (corrections learnt)", self.options.describe_coarse(),
+                     f"guard {'on' if self.options.guard else 'off'}"]
+            return ", ".join(part for part in parts if part)
         preset = f"preset {self.options.preset}, " if model.presets else ""
         return f"{model.arch_name}, {preset}{self.options.describe(model.blind_spot)}"
 

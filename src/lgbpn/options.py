@@ -112,10 +112,14 @@ class InferenceOptions:
         if self.lowpass_sigma is None and not self.blend:
             parts.append("no output corrections")
         if not blind_spot and self.coarse:
-            parts.append("coarse pass where the noise is heavy" if self.coarse == "auto" else "coarse pass")
+            parts.append(self.describe_coarse())
         if self.strength != 1:
             parts.append(f"strength {self.strength:g}")
         return ", ".join(parts)
+
+    def describe_coarse(self) -> str:
+        """The coarse pass (an ordinary network's), in words; empty when off."""
+        return {True: "coarse pass", False: "", "auto": "coarse pass where the noise is heavy"}[self.coarse]
 
     @property
     def corrected(self) -> bool:
