@@ -6,7 +6,7 @@ import torch
 from lgbpn import tiling
 from lgbpn.nn.pd import pad_reflect_any, pd_batched, pd_batched_inverse, pd_tiled, pd_tiled_inverse
 from lgbpn.nn.r3 import r3_masks
-from lgbpn.options import DEFAULT_TILE, InferenceOptions
+from lgbpn.options import DEFAULT_TILE, STUDENT_TILE, InferenceOptions
 from lgbpn.tiling import denoise_tiled, plan_tiles
 
 from .helpers import tiny_model
@@ -111,6 +111,17 @@ def test_student_tiles_equal_the_whole_image(arch):
     assert len(rows) > 2 and len(cols) > 2
     whole = denoise_tiled(model, image, tile=1000)
     torch.testing.assert_close(denoise_tiled(model, image, tile=40, overlap=8), whole, rtol=0, atol=1e-3)
+
+
+def test_a_student_runs_on_its_own_larger_tile_unless_told_another():
+    """A student's output is the same at any tile, so it takes a larger one (less overlap); --tile still rules."""
+    student, teacher = tiny_model("unet-half"), tiny_model("lgbpn-s")
+    assert student.default_tile() == STUDENT_TILE > DEFAULT_TILE == teacher.default_tile()
+    assert InferenceOptions().tile is None
+    for model in (student, teacher):
+        assert plan_tiles(model, 3000, 4000) == plan_tiles(model, 3000, 4000, model.default_tile())
+        assert plan_tiles(model, 3000, 4000, None, 48) == plan_tiles(model, 3000, 4000, tile=model.default_tile(), overlap=48)
+    assert len(plan_tiles(student, 3000, 4000)[1]) < len(plan_tiles(student, 3000, 4000, DEFAULT_TILE)[1])
 
 
 @pytest.mark.parametrize("align,overlap,tile", [(1, 0, 1), (4, 28, 40), (8, 72, 672), (12, 24, 96)])

@@ -132,13 +132,13 @@ def test_progress_counts_the_tiles_of_both_passes(tmp_path):
     session._report = lambda done, tiles: (report(done, tiles), seen.append(session._running.progress))
     try:
         source = tmp_path / "big.png"
-        PILImage.fromarray(noisy_image(700, 700)).save(source)  # 2 x 2 tiles of the default 672
+        PILImage.fromarray(noisy_image(700, 1100)).save(source)  # 2 tiles of the student's default 1008
         job = session.submit(session.add_photo("big.png", source.read_bytes()).id, "lgbpn-fast", 1.5)
         end = time.monotonic() + 120
         while job.state in ("queued", "running") and time.monotonic() < end:
             time.sleep(0.05)
         assert job.state == "done", job.message
-        assert seen == pytest.approx([n / 8 for n in range(1, 9)])  # 4 tiles, twice
+        assert seen == pytest.approx([n / 4 for n in range(1, 5)])  # 2 tiles, twice
     finally:
         session.close()
 

@@ -11,7 +11,7 @@ import click
 
 from .bench.command import bench_command  # cheap: the harness loads when `bench` runs
 from .errors import LgbpnError
-from .options import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_STRENGTH, PRESET_CHOICES, InferenceOptions, OptionError
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_STRENGTH, PRESET_CHOICES, STUDENT_TILE, InferenceOptions, OptionError
 
 
 class _Main(click.Group):
@@ -260,10 +260,11 @@ def _model_options(corrections: bool = True):
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto."),
         click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
                      help="auto: bf16 where the device has native bf16 units (AMX, AVX512-BF16, recent GPUs), else fp32."),
-        click.option("--tile", type=int, default=DEFAULT_TILE,
-                     help=f"Tile size in pixels (default {DEFAULT_TILE}: images up to {DEFAULT_TILE}x{DEFAULT_TILE} are "
-                          "denoised whole, in about 3 GB with lgbpn-s, 10 GB with LG-BPN; smaller tiles need less). "
-                          "LG-BPN's output depends on the tile size: its channel attention sees the whole tile."),
+        click.option("--tile", type=int,
+                     help=f"Tile size in pixels (default {DEFAULT_TILE} for the blind-spot networks: images up to "
+                          f"{DEFAULT_TILE}x{DEFAULT_TILE} are denoised whole, in about 3 GB with lgbpn-s, 10 GB with LG-BPN; "
+                          f"{STUDENT_TILE} for a distilled student, whose output is the same at any tile; smaller tiles need "
+                          "less memory). LG-BPN's output depends on the tile size: its channel attention sees the whole tile."),
         click.option("--overlap", type=int, default=DEFAULT_OVERLAP, show_default=True, help="Tile overlap in pixels."),
         click.option("--no-r3", "no_r3", is_flag=True, help="Skip random-replacing refinement (about 5x faster)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the R3 replacement masks."),
@@ -393,6 +394,7 @@ def eval_command(data, pred, clean, model, limit, json_path, csv_path):
         rows = evaluate_model(denoiser, data, limit)
         info = {"data": str(data), "model": denoiser.model.arch_name, "weights": model.source(),
                 **dataclasses.asdict(model.options)}
+        info["tile"] = info["tile"] or denoiser.model.default_tile()  # the tile that ran, not None
     click.echo(format_table(rows))
     save_results(rows, json_path, csv_path, info)
 

@@ -12,13 +12,17 @@ from numbers import Integral, Real
 
 from .errors import ConfigError
 
-# A fixed tile, not one sized from a memory estimate: LG-BPN's channel attention pools over the
+# A fixed tile (the blind-spot networks'), not one sized from a memory estimate: LG-BPN's channel attention pools over the
 # whole tile, so its output depends on the tile, and a default that moved with the estimate (or
 # with the model) would silently change results. 672 is a multiple of the tile alignments (12 for
 # LG-BPN's SIDD preset, 4 for DND, 2 for AP-BSN) and covers the benchmarks' 256x256 blocks and
 # 512x512 crops whole, as the reference code runs them. Peak memory for a 768x768 window (tile
 # plus overlap on both sides): about 3 GB for lgbpn-s, 10 GB for the full LG-BPN.
 DEFAULT_TILE = 672
+# A distilled student has a bounded context, so its tiles are exact at any size: a larger tile wastes less on
+# the overlap (a 12 MP photo: 1.24x its pixels through the network instead of 1.46x, 9% less network time
+# for 150 MB more peak memory, 792 MB; 1344 saves 1% more for 70 MB more; benchmarks/tile_sizes.py).
+STUDENT_TILE = 1008
 DEFAULT_OVERLAP = 48
 # Test-time settings of a network with presets (LG-BPN's PD factors and shrunk-grid ratios);
 # "auto" picks one per image from its measured noise (see Denoiser).
@@ -51,7 +55,7 @@ class InferenceOptions:
     passes: int = _default(".nn.r3", "R3_PASSES")
     prob: float = _default(".nn.r3", "R3_PROB")  # share of pixels each R3 pass gives back to the noisy input
     seed: int = 0  # of the R3 replacement masks
-    tile: int = DEFAULT_TILE  # rounded down to the model's PD alignment
+    tile: int | None = None  # None: the network's own (DenoisingNetwork.default_tile); rounded down to its PD alignment
     overlap: int = DEFAULT_OVERLAP  # rounded up to the model's PD alignment
     # The two output corrections (ours); None and False give the paper's output.
     lowpass_sigma: float | None = _default(".nn.lowpass", "DEFAULT_SIGMA")
@@ -75,6 +79,8 @@ class InferenceOptions:
             _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "must be True or False")
         for name, least in (("passes", 1), ("seed", 0), ("tile", 1), ("overlap", 0)):
             value = getattr(self, name)
+            if value is None and name == "tile":  # the network's own
+                continue
             _check(name, value, isinstance(value, Integral) and not isinstance(value, bool), "must be an integer")
             _check(name, value, value >= least, "must be positive" if least else "must be >= 0")
         _check("seed", self.seed, self.seed < 2**64, "must be below 2**64")  # R3 masks hash it as uint64

@@ -8,11 +8,12 @@ output, 6 bytes a pixel for 8-bit RGB) and a few tiles, whatever the image's siz
 on data still in cache.
 
 The guard's noise variance is a whole-image statistic (the median residual energy over the flatter half
-of the image, nn/wiener.py) that must be known before the first tile is finished: it is read off
-GUARD_SAMPLE_TILES tiles spread over the image, denoised first and held until then. An image of no more
-tiles than that is read whole, and its output is bit for bit the whole-image path's.
+of the image, nn/wiener.py) that must be known before the first tile is finished: it is read off tiles
+spread over the image that hold about GUARD_SAMPLE_PIXELS, denoised first and held until then. An image of
+no more tiles than that is read whole, and its output is bit for bit the whole-image path's.
 """
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,7 +31,8 @@ from .noise import measured_region
 from .options import InferenceOptions
 from .tiling import denoise_tiled, denoise_window, plan_tiles, running
 
-GUARD_SAMPLE_TILES = 8  # 8 of a 12 MP photo's 30 tiles: 3.6 MP of statistics, about 120 MB held
+# 3.2 MP of statistics (8 of a 12 MP photo's 30 tiles of 672 px, 4 of its 12 tiles of 1008), ~100-200 MB held
+GUARD_SAMPLE_PIXELS = 3_200_000
 # The networks work on the 0..255 scale of 8-bit images; float images are 0..1.
 PEAKS = {torch.uint8: 255.0, torch.uint16: 65535.0}
 
@@ -53,6 +55,11 @@ def from_network_scale(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         scaled = band + 0.5 if peak == 255.0 else band.double() * (peak / 255.0) + 0.5
         result[..., top : top + BAND_ROWS, :] = torch.floor(scaled).clamp(0, peak)
     return result
+
+
+def guard_sample_tiles(pixels: int, tiles: int) -> int:
+    """How many of an image's tiles (of `pixels` in all) hold about GUARD_SAMPLE_PIXELS, at least one."""
+    return max(1, math.ceil(GUARD_SAMPLE_PIXELS * tiles / pixels))
 
 
 def spread_indices(count: int, chosen: int) -> list[int]:
@@ -151,7 +158,7 @@ def denoise_by_tiles(model: nn.Module, pixels: np.ndarray, options: InferenceOpt
         noise_var, sampled = None, set()
         if guard_factor is not None:
             held, energies, activities = [], [], []
-            for index in spread_indices(len(tiles), GUARD_SAMPLE_TILES):
+            for index in spread_indices(len(tiles), guard_sample_tiles(height * width, len(tiles))):
                 tile = tiles[index]
                 noisy, denoised, region = denoise(tile)
                 rows, cols = tile.core_within(*region)

@@ -5,7 +5,7 @@ image; only its core is kept. Tile origins are multiples of the model's PD align
 sub-images have the same phases as the whole image's, and R3 masks are drawn by global position.
 Where the overlap covers the receptive field, the stitched result equals the untiled one.
 (LG-BPN's channel attention has a whole-image context, so there the match is close, not exact,
-and its output depends on the tile size: the default tile is fixed, see options.DEFAULT_TILE.)
+and its output depends on the tile size: its default tile is fixed, see options.DEFAULT_TILE.)
 """
 
 import math
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .nn.pd import pad_reflect_any
 from .nn.r3 import denoise_r3, r3_masks
 from .noise import told_noise
-from .options import DEFAULT_OVERLAP, DEFAULT_TILE, InferenceOptions
+from .options import DEFAULT_OVERLAP, InferenceOptions
 from .precision import autocast, resolve_precision
 
 # Activation memory per network call: how many R3 passes share a call (not the tile size).
@@ -69,12 +69,14 @@ def _even_spans(length: int, tile: int, overlap: int, align: int) -> list[tuple[
     return [(start, min(length, start + size), bounds[i], bounds[i + 1]) for i, start in enumerate(starts)]
 
 
-def plan_tiles(model: nn.Module, h: int, w: int, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
-    """Row and column spans of the tiles of an h x w image (tile and overlap aligned to PD; the overlap
-    at least the model's context, so that tiles of a network with a bounded context are exact). Such a
-    network gets windows of one shape (_even_spans); one whose output depends on the tile keeps fixed tiles."""
+def plan_tiles(model: nn.Module, h: int, w: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP):
+    """Row and column spans of the tiles of an h x w image (tile, None for the model's own, and overlap
+    aligned to PD; the overlap at least the model's context, so that tiles of a network with a bounded
+    context are exact). Such a network gets windows of one shape (_even_spans); one whose output depends on
+    the tile keeps fixed tiles."""
     align = model.alignment()
     overlap = math.ceil(max(overlap, model.context()) / align) * align
+    tile = model.default_tile() if tile is None else tile
     tile = max(align, tile // align * align)
     spans = _even_spans if model.context() else _spans
     return spans(h, tile, overlap, align), spans(w, tile, overlap, align)

@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from ..nn.blocks import centre_input, uncentre_output
+from ..options import DEFAULT_TILE
 
 # "train": the training pass; "test": the first inference pass; "refine": R3's passes (nn/r3.py).
 STAGES = ("train", "test", "refine")
@@ -78,6 +79,10 @@ class DenoisingNetwork(nn.Module, ABC):
         """How far (pixels) an output pixel's input reaches, where that is bounded and known: tiles that
         overlap by at least this much are exact. 0: not known (the overlap asked for is used)."""
         return 0
+
+    def default_tile(self) -> int:
+        """The tile size that inference uses unless told another (options.DEFAULT_TILE)."""
+        return DEFAULT_TILE
 
     def pad_for_inference(self, x: torch.Tensor) -> torch.Tensor:
         """The image as the inference passes take it; R3 draws its masks at this shape and the

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..options import STUDENT_TILE
 from .base import DenoisingNetwork
 from .registry import register
 
@@ -100,6 +101,9 @@ class UNetStudent(DenoisingNetwork):
         # Measured (tests/test_models.py): a pixel reaches 15 + 8 * middle_blocks pixels of the (unshuffled)
         # grid it runs on; one alignment more covers every phase of the pooling grids.
         return self.unshuffle * (15 + 8 * len(self.middle)) + self.alignment()
+
+    def default_tile(self) -> int:
+        return STUDENT_TILE  # a bounded context: exact at any tile, and less overlap at a larger one
 
     def min_size(self) -> int:
         return SCALE * self.unshuffle  # the reflect padding needs more pixels than it adds
