@@ -11,7 +11,7 @@ from lgbpn.data.formats import Sample
 from lgbpn.denoiser import pretrained_path
 from lgbpn.errors import ConfigError
 from lgbpn.train.config import make_config
-from lgbpn.train.distill import TargetCache, TeacherSetting
+from lgbpn.train.distill import FIXED_POINT, TargetCache, TeacherSetting
 from lgbpn.train.trainer import train
 from lgbpn.weights import load_model
 
@@ -52,6 +52,52 @@ def test_target_cache_computes_once_and_keys_on_teacher_setting_and_image(tmp_pa
     changed = TargetCache(tmp_path, teacher, [TeacherSetting("sidd")])
     assert changed.path(TeacherSetting("sidd"), image) != cache.path(TeacherSetting("sidd"), image)
     assert np.abs(changed.targets(image)[0] - first[0]).mean() > 0.01  # recomputed, not read back
+
+
+def test_sharpened_targets_add_a_share_of_the_students_second_pass_and_key_on_the_student(tmp_path, monkeypatch):
+    from lgbpn import Denoiser
+
+    teacher, image = tiny_model("lgbpn-s"), noisy_image(40, 44)
+    student = Denoiser(tiny_model("unet-half").eval(), guard=False, coarse=True, teacher_fallback=False, precision="fp32")
+    plain = TargetCache(tmp_path, teacher, [TeacherSetting("sidd")]).targets(image)[0]
+    cache = TargetCache(tmp_path, teacher, [TeacherSetting("sidd")], sharpen=0.5, student=student)
+    sharpened = cache.targets(image)[0]
+    second = student.denoise_pixels(plain / 255.0) * 255.0
+    stored_range = (0, np.iinfo(np.uint16).max / FIXED_POINT)  # targets are kept in fixed point
+    np.testing.assert_allclose(sharpened, np.clip(plain + 0.5 * (second - plain), *stored_range), atol=1 / 256)
+    assert np.abs(sharpened - plain).mean() > 0.1
+    assert len(list(tmp_path.glob("*.npy"))) == 2  # the teacher's target, read again, and the sharpened one
+    monkeypatch.setattr(TargetCache, "_run_teacher", lambda *a: pytest.fail("recomputed a cached target"))
+    monkeypatch.setattr(student, "denoise_pixels", lambda *a: pytest.fail("sharpened a cached target again"))
+    np.testing.assert_array_equal(cache.targets(image)[0], sharpened)
+    monkeypatch.undo()
+    with torch.no_grad():
+        student.model.out.weight *= 2  # another student: other sharpened targets, the teacher's kept
+    other = TargetCache(tmp_path, teacher, [TeacherSetting("sidd")], sharpen=0.5, student=student)
+    assert other.path(TeacherSetting("sidd"), image, sharpened=True) != cache.path(TeacherSetting("sidd"), image, sharpened=True)
+    assert other.path(TeacherSetting("sidd"), image) == cache.path(TeacherSetting("sidd"), image)
+    with pytest.raises(ConfigError, match="--init"):
+        TargetCache(tmp_path, teacher, [TeacherSetting("sidd")], sharpen=0.5)
+
+
+def test_distill_sharpens_with_the_init_student_and_refuses_without_one(tmp_path):
+    import yaml
+
+    from .helpers import png, run_cli, tiny_weights
+
+    (tmp_path / "photos").mkdir()
+    png(tmp_path / "photos" / "a.png", noisy_image(48, 48))
+    teacher = tiny_weights(tmp_path / "teacher.safetensors")
+    config = tmp_path / "stronger.yaml"
+    config.write_text(yaml.safe_dump({"arch": "unet-half", "teacher": str(teacher), "teacher_settings": ["sidd"], "steps": 1,
+                                      "crop": 32, "batch": 1, "sharpen": 0.5}))
+    args = ["distill", "--data", str(tmp_path / "photos"), "--config", str(config)]
+    refused = run_cli(*args, "--out", str(tmp_path / "refused"))
+    assert refused.exit_code != 0 and "--init" in refused.output + refused.stderr
+    student = tiny_weights(tmp_path / "student.safetensors", "unet-half")
+    result = run_cli(*args, "--out", str(tmp_path / "run"), "--init", str(student))
+    assert result.exit_code == 0, result.output + result.stderr
+    assert len(list((tmp_path / "run" / "targets").glob("*.npy"))) == 2  # the teacher's target and the sharpened one
 
 
 def test_a_lightblend_target_has_the_blend_on_light_noise_only(tmp_path):

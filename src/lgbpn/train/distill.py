@@ -5,6 +5,11 @@ loss to each of several targets: the teacher under several test settings (PD pre
 corrections). Each target is cached on disk, one file per (teacher, setting, image) named by a hash
 of all three, written atomically: an interrupted run keeps what it computed, and a changed teacher,
 setting or image never meets an old target.
+
+With `sharpen` s (a fine-tune's setting), each target T becomes T + s (student(T) - T), where student is the
+student the run starts from (its network with its coarse pass): its own second pass, as `--strength 1 + s`
+gives at twice the time. A student under-denoises, and learns in one pass what two give (docs/training.md,
+"The student under-denoises"). Sharpened targets are cached beside the teacher's, keyed on the student too.
 """
 
 import dataclasses
@@ -73,27 +78,37 @@ def fingerprint(model: nn.Module) -> str:
 class TargetCache:
     """Teacher outputs for each (setting, sample), on disk under `root`."""
 
-    def __init__(self, root: Path, teacher: nn.Module, settings: list[TeacherSetting], seed: int = 0):
+    def __init__(self, root: Path, teacher: nn.Module, settings: list[TeacherSetting], seed: int = 0,
+                 sharpen: float = 0.0, student=None):
         if not settings:
             raise ConfigError("distillation needs at least one teacher setting")
+        if sharpen and student is None:
+            raise ConfigError("sharpen: the targets are sharpened by the student the run starts from; give --init")
         self.root, self.teacher, self.settings, self.seed = Path(root), teacher, settings, seed
         self.teacher_id = fingerprint(teacher)
+        self.sharpen, self.student = sharpen, student  # student: a Denoiser
+        self.student_id = fingerprint(student.model) if sharpen else None
 
     @property
     def corrections_learnt(self) -> bool:
         """Every target holds our output corrections, so the student's output will too."""
         return all(setting.corrections for setting in self.settings)
 
-    def path(self, setting: TeacherSetting, noisy: np.ndarray) -> Path:
+    def path(self, setting: TeacherSetting, noisy: np.ndarray, sharpened: bool = False) -> Path:
+        """The cache file of the teacher's target (or, `sharpened`, of the sharpened one)."""
         key = hashlib.sha256()
-        for part in (TARGETS_VERSION, self.teacher_id, str(setting), str(self.seed), str(noisy.shape), str(noisy.dtype)):
+        parts = [TARGETS_VERSION, self.teacher_id, str(setting), str(self.seed), str(noisy.shape), str(noisy.dtype)]
+        if sharpened:
+            parts += ["sharpen", self.student_id, repr(self.sharpen)]
+        for part in parts:
             key.update(part.encode() + b"\0")
         key.update(np.ascontiguousarray(noisy).tobytes())
         return self.root / f"{key.hexdigest()[:24]}.npy"
 
     def targets(self, noisy: np.ndarray) -> np.ndarray:
         """(S, H, W, C) float32 targets of one HxWxC noisy image (computed and stored if missing)."""
-        return np.stack([self._target(setting, noisy) for setting in self.settings])
+        target = self._sharpened if self.sharpen else self._target
+        return np.stack([target(setting, noisy) for setting in self.settings])
 
     def fill(self, samples: list[Sample], progress: bool = True, extra_noise: bool = False) -> float:
         """Compute every missing target now (so that training steps never wait for the teacher);
@@ -110,11 +125,22 @@ class TargetCache:
         return noisiest
 
     def _target(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
-        path = self.path(setting, noisy)
+        return self._cached(self.path(setting, noisy), lambda: self._run_teacher(setting, noisy))
+
+    def _sharpened(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
+        def compute() -> np.ndarray:
+            target = self._target(setting, noisy)
+            second = self.student.denoise_pixels(target / 255.0) * 255.0  # a float image is 0..1 to the Denoiser
+            return target + self.sharpen * (second - target)
+
+        return self._cached(self.path(setting, noisy, sharpened=True), compute)
+
+    @staticmethod
+    def _cached(path: Path, compute) -> np.ndarray:
+        """The HxWxC target stored at `path`, computed and stored (fixed point, atomically) if missing."""
         if path.exists():
             return np.load(path).astype(np.float32) / FIXED_POINT
-        target = self._run_teacher(setting, noisy)
-        stored = np.clip(np.round(target * FIXED_POINT), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+        stored = np.clip(np.round(compute() * FIXED_POINT), 0, np.iinfo(np.uint16).max).astype(np.uint16)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, stored)
@@ -189,6 +215,21 @@ def run_distillation(data: list[Path], out: Path, config, adapt: int = 0, **trai
         if not (train_args.get("resume") and adapted.exists()):
             adapt_teacher(load_teacher(config.teacher), data, config, adapt, adapted)
         config = dataclasses.replace(config, teacher=str(adapted))
-    cache = TargetCache(out / "targets", load_teacher(config.teacher),
-                        [TeacherSetting.parse(s) for s in config.teacher_settings], config.seed)
+    cache = TargetCache(out / "targets", load_teacher(config.teacher), [TeacherSetting.parse(s) for s in config.teacher_settings],
+                        config.seed, config.sharpen, _sharpening_student(config, train_args.get("init")))
     return train(data, out, config, targets=cache, **train_args)
+
+
+def _sharpening_student(config, init: str | Path | None):
+    """The Denoiser whose second pass sharpens the targets (the run's --init student), or None."""
+    if not config.sharpen:
+        return None
+    if init is None:
+        raise ConfigError("sharpen: the targets are sharpened by the student the run starts from; give --init")
+    from ..denoiser import Denoiser, weights_path
+
+    student = Denoiser.from_weights(weights_path(str(init)), guard=False, coarse=True, teacher_fallback=False,
+                                    keep_base=False, precision="fp32")
+    if student.model.blind_spot:
+        raise ConfigError(f"sharpen: --init {init} is a blind-spot network; the targets are sharpened by a student's second pass")
+    return student
