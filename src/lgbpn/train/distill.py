@@ -42,6 +42,7 @@ FIXED_POINT = 256
 # on light noise only; 3: on every image again), so old targets are never mixed with new ones.
 TARGETS_VERSION = "3"
 ADAPTED_TEACHER = "teacher.safetensors"  # in the run folder, with `lgbpn distill --adapt N`
+SHARPEN_NEEDS_INIT = "sharpen: the targets are sharpened by the student the run starts from; give --init (again when resuming)"
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class TargetCache:
         if not settings:
             raise ConfigError("distillation needs at least one teacher setting")
         if sharpen and student is None:
-            raise ConfigError("sharpen: the targets are sharpened by the student the run starts from; give --init")
+            raise ConfigError(SHARPEN_NEEDS_INIT)
         self.root, self.teacher, self.settings, self.seed = Path(root), teacher, settings, seed
         self.teacher_id = fingerprint(teacher)
         self.sharpen, self.student = sharpen, student  # student: a Denoiser
@@ -225,7 +226,7 @@ def _sharpening_student(config, init: str | Path | None):
     if not config.sharpen:
         return None
     if init is None:
-        raise ConfigError("sharpen: the targets are sharpened by the student the run starts from; give --init")
+        raise ConfigError(SHARPEN_NEEDS_INIT)
     from ..denoiser import Denoiser, weights_path
 
     student = Denoiser.from_weights(weights_path(str(init)), guard=False, coarse=True, teacher_fallback=False,
