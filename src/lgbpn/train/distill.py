@@ -222,11 +222,10 @@ def run_distillation(data: list[Path], out: Path, config, adapt: int = 0, **trai
 
 
 def _sharpening_student(config, init: str | Path | None):
-    """The Denoiser whose second pass sharpens the targets (the run's --init student), or None."""
-    if not config.sharpen:
+    """The Denoiser whose second pass sharpens the targets (the run's --init student), or None (TargetCache
+    refuses sharpen without one)."""
+    if not config.sharpen or init is None:
         return None
-    if init is None:
-        raise ConfigError(SHARPEN_NEEDS_INIT)
     from ..denoiser import Denoiser, weights_path
 
     student = Denoiser.from_weights(weights_path(str(init)), guard=False, coarse=True, teacher_fallback=False,
