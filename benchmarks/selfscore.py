@@ -6,13 +6,14 @@ self-supervised score of `lgbpn.selfscore` (its error against second noisy views
 student's residual as the noise sample, as `--keep-base` and the held-out selection use it). Prints,
 per set, both scores of each candidate, the Spearman rank correlation of their means over the
 candidates, the mean per-image Spearman, and how often the score orders two candidates on one image
-as PSNR does (all pairs; and the pairs that differ by at least 0.1 dB).
+as PSNR does (all pairs; and the pairs that differ by at least 0.1 dB); and per candidate, on how many images
+the score orders it and the shipped student as PSNR does (the decision `--keep-base` makes).
 
 Candidates: the noisy input, the shipped student (alone and with its guard), the student mixed with
 its input (under-denoising) and blurred (over-smoothing), and any weights given with --weights
 (e.g. an adapted student, or checkpoints of a run).
 
-    python benchmarks/selfscore.py [--weights runs/x/best.safetensors ...] [--crop 256] [--json FILE]
+    python benchmarks/selfscore.py [--weights runs/x/best.safetensors ...] [--crop 256] [--noise-scale 1.5] [--json FILE]
 """
 
 import argparse
@@ -30,7 +31,7 @@ from lgbpn.layout import to_channels_first, to_channels_last
 from lgbpn.metrics import psnr
 from lgbpn.nn.lowpass import gaussian_blur
 from lgbpn.scale import to_model_scale
-from lgbpn.selfscore import error_db, noise_samples, view_error
+from lgbpn.selfscore import NOISE_SCALE, error_db, noise_samples, view_error
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--sets", default="polyu,sidd_samples")
     parser.add_argument("--every", type=int, default=2, help="Every n-th image of each set.")
     parser.add_argument("--crop", type=int, default=256, help="Central crop scored (0: whole images).")
+    parser.add_argument("--noise-scale", type=float, default=NOISE_SCALE, help="The reference residual's scale.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -75,7 +77,7 @@ def main() -> None:
                 noisy, clean = (a[top : top + args.crop, left : left + args.crop] for a in (noisy, clean))
             x = to_channels_first(to_model_scale(noisy))[None]
             with torch.inference_mode():
-                samples = noise_samples(x, shipped(x))
+                samples = noise_samples(x, shipped(x), args.noise_scale)
                 rows.append({m: (psnr(to_channels_last(f(x)[0]), to_model_scale(clean)), error_db(view_error(f, x, samples)))
                              for m, f in models.items()})
         means = {m: tuple(float(np.mean([r[m][i] for r in rows])) for i in (0, 1)) for m in models}
@@ -88,12 +90,15 @@ def main() -> None:
                 agree.append(same)
                 if abs(r[a][0] - r[b][0]) >= 0.1:
                     agree_clear.append(same)
-        print(f"\n{name}: {len(rows)} images ({args.crop or 'whole'} crops); candidate: PSNR / self-supervised score (dB)")
+        versus = {m: float(np.mean([(r[m][0] > r["lgbpn-fast"][0]) == (r[m][1] > r["lgbpn-fast"][1]) for r in rows]))
+                  for m in models if m != "lgbpn-fast"}
+        print(f"\n{name}: {len(rows)} images ({args.crop or 'whole'} crops), noise sample scale {args.noise_scale}; "
+              "candidate: PSNR / self-supervised score (dB) / images on which the score orders it and lgbpn-fast as PSNR does")
         for m, (p, s) in sorted(means.items(), key=lambda kv: -kv[1][0]):
-            print(f"  {m:40s} {p:7.3f} / {s:7.3f}")
+            print(f"  {m:40s} {p:7.3f} / {s:7.3f}" + (f" / {versus[m]:.0%}" if m in versus else ""))
         print(f"  Spearman over the candidates' means {overall:.3f}; per image {per_image:.3f}; pairs ordered as by "
               f"PSNR {np.mean(agree):.1%} (differing by >= 0.1 dB: {np.mean(agree_clear):.1%} of {len(agree_clear)})")
-        report[name] = dict(images=len(rows), means=means, spearman_means=overall, spearman_per_image=per_image,
+        report[name] = dict(images=len(rows), noise_scale=args.noise_scale, means=means, versus_shipped=versus, spearman_means=overall, spearman_per_image=per_image,
                             pairs_agree=float(np.mean(agree)), pairs_agree_clear=float(np.mean(agree_clear)))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

@@ -7,7 +7,7 @@ import torch
 from lgbpn.data.formats import Sample
 from lgbpn.denoiser import Denoiser
 from lgbpn.nn.lowpass import gaussian_blur
-from lgbpn.selfscore import blind_spot_error, keep_base_mask, noise_samples, view_error
+from lgbpn.selfscore import MARGIN, NOISE_SCALE, blind_spot_error, keep_base_mask, noise_samples, view_error
 from lgbpn.train.trainer import hold_out
 from lgbpn.weights import load_model, save_weights
 
@@ -27,12 +27,27 @@ def test_the_noisy_view_error_ranks_denoisers_as_their_error_to_the_clean_image(
     clean, noisy = _scene()
     denoisers = {"identity": lambda v: v, "light blur": lambda v: gaussian_blur(v, 0.8), "blur": lambda v: gaussian_blur(v, 1.5),
                  "heavy blur": lambda v: gaussian_blur(v, 4.0)}
-    samples = noise_samples(noisy, gaussian_blur(noisy, 1.5))
+    samples = noise_samples(noisy, gaussian_blur(noisy, 1.5), scale=1.0)  # a blur's residual holds the whole noise
     assert len(samples) == 2 and all(z.shape == noisy.shape for z in samples)
     true = {name: float((f(noisy) - clean).square().mean()) for name, f in denoisers.items()}
     scored = {name: float(view_error(f, noisy, samples).mean()) for name, f in denoisers.items()}
     assert sorted(true, key=true.get) == sorted(scored, key=scored.get)
     assert len(set(sorted(true, key=true.get)[:2]) & {"light blur", "blur"}) == 2  # not a trivial order
+
+
+@pytest.mark.parametrize("scale, keeper_ranked_first", [(1.0, True), (NOISE_SCALE, False)])
+def test_a_residual_weaker_than_the_noise_is_scaled_so_that_keeping_noise_does_not_pay(scale, keeper_ranked_first):
+    """A reference that leaves a third of the noise gives samples with two thirds of its amplitude: unscaled, the
+    views' noises are correlated and a denoiser that keeps a share of its input scores better than one that does
+    not, though it is further from the clean image; NOISE_SCALE (1.5) restores the true order."""
+    clean, noisy = _scene(2)
+    reference = clean + (noisy - clean) / 3
+    denoise = lambda v: gaussian_blur(v, 1.5)  # noqa: E731
+    keeper = lambda v: 0.75 * denoise(v) + 0.25 * v  # noqa: E731
+    assert float((keeper(noisy) - clean).square().mean()) > 1.3 * float((denoise(noisy) - clean).square().mean())
+    samples = noise_samples(noisy, reference, scale)
+    scored = [float(view_error(f, noisy, samples).mean()) for f in (denoise, keeper)]
+    assert (scored[1] < scored[0]) == keeper_ranked_first
 
 
 def test_a_blind_spot_networks_own_error_is_its_error_plus_the_noise():
@@ -53,9 +68,9 @@ def test_the_base_is_kept_in_the_regions_where_it_scores_better():
     assert keep.min() >= 0 and keep.max() <= 1
 
 
-@pytest.mark.parametrize("adapted_share, kept", [(0.99, 1.0), (0.97, 0.0)])
+@pytest.mark.parametrize("adapted_share, kept", [(1 - MARGIN / 2, 1.0), (1 - 2 * MARGIN, 0.0)])
 def test_the_adapted_output_must_score_better_by_the_margin(adapted_share, kept):
-    """A difference within the score's noise (under 2% of the error) keeps the base; a larger one does not."""
+    """A difference within the score's noise (under MARGIN, 0.5% of the error) keeps the base; a larger one does not."""
     base_error = torch.ones(1, 1, 100, 100)
     keep = keep_base_mask(base_error * adapted_share, base_error)
     assert torch.all(keep == kept)

@@ -281,7 +281,7 @@ def _model_options(corrections: bool = True):
         click.option("--keep-base/--no-keep-base", default=True,
                      help="A student adapted with --adapt keeps the output of the student it was fine-tuned from (the "
                           "shipped one) in every 512-pixel region unless the adapted one scores better against a second "
-                          "noisy view by more than 2% (default: on; logged)."),
+                          "noisy view by more than 0.5% (default: on; logged)."),
         click.option("--guard/--no-guard", default=corrections,
                      help=f"A distilled student gives the input back where it removed far more than noise, structure "
                           f"it erased (default: {default}); --no-guard keeps the student's own output."),
