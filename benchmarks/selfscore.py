@@ -98,7 +98,8 @@ def main() -> None:
             print(f"  {m:40s} {p:7.3f} / {s:7.3f}" + (f" / {versus[m]:.0%}" if m in versus else ""))
         print(f"  Spearman over the candidates' means {overall:.3f}; per image {per_image:.3f}; pairs ordered as by "
               f"PSNR {np.mean(agree):.1%} (differing by >= 0.1 dB: {np.mean(agree_clear):.1%} of {len(agree_clear)})")
-        report[name] = dict(images=len(rows), noise_scale=args.noise_scale, means=means, versus_shipped=versus, spearman_means=overall, spearman_per_image=per_image,
+        report[name] = dict(images=len(rows), noise_scale=args.noise_scale, means=means, versus_shipped=versus,
+                            spearman_means=overall, spearman_per_image=per_image,
                             pairs_agree=float(np.mean(agree)), pairs_agree_clear=float(np.mean(agree_clear)))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

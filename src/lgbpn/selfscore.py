@@ -36,8 +36,8 @@ VIEW_SHIFTS = ((0.5, 0.5), (0.5, 0.0))
 # on PolyU (50) 0.58 unscaled, 0.92 at 1.5; on SIDD (9) 0.68 and 0.98; pairs of candidates on one image ordered
 # as by PSNR 73% -> 87% and 80% -> 95%. The pair `--keep-base` decides, a student and its fine-tuned successor
 # (the student before and after its second sharpened-target stage, docs/training.md), ordered as by PSNR on
-# 28% -> 84% of PolyU and 100% -> 89% of SIDD; blurring (sigma 0.7) on 44% -> 64% and 11% -> 89%. The leave-camera-out twins of that pair on the 22 unseen
-# photos: 18% -> 82%.
+# 28% -> 84% of PolyU and 100% -> 89% of SIDD; blurring (sigma 0.7) on 44% -> 64% and 11% -> 89%. The
+# leave-camera-out twins of that pair on the 22 unseen photos: 18% -> 82%.
 NOISE_SCALE = 1.5
 # Side of the regions in which an adapted student and the one it came from are compared (keep_base_mask), and
 # by how much lower the adapted one's error must be there to replace the base's (0.5%: 0.02 dB). Measured on the
