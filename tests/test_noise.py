@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lgbpn.noise import noise_profile
+from lgbpn.noise import noise_profile, residual_share
 
 
 def scene(size: int = 256) -> torch.Tensor:
@@ -35,6 +35,15 @@ def test_correlated_noise_is_measured_at_its_full_level():
     profile = noise_profile(scene() + noise)
     assert profile.sigma == pytest.approx(10, rel=0.15)  # a neighbour-difference estimate would see far less
     assert profile.correlation > 0.4
+
+
+@pytest.mark.parametrize("kept", [1.0, 0.7])
+def test_a_residual_is_measured_as_its_share_of_the_noise(kept):
+    """A denoiser that leaves 30% of the noise's amplitude has a residual holding 0.7 of it; the structure that a
+    residual also holds elsewhere (stripes it removed) does not count."""
+    noise = correlated(torch.randn(3, 256, 256, generator=torch.Generator().manual_seed(3)) * 8, 3)
+    stripes = 40 * torch.sin(torch.arange(256.0) / 2)[None, None, :] * (torch.arange(256) < 96)[None, :, None]
+    assert residual_share(scene() + stripes + noise, kept * noise + stripes) == pytest.approx(kept, rel=0.05)
 
 
 def test_structure_does_not_count_as_noise():

@@ -61,8 +61,9 @@ def measured_region(height: int, width: int) -> tuple[slice, slice]:
     return slice(top, top + MAX_SIDE), slice(left, left + MAX_SIDE)
 
 
-def noise_profile(image: torch.Tensor, peak: float = 255.0) -> NoiseProfile:
-    """(C, H, W) float image on the 0..peak scale -> its noise level and neighbour correlation."""
+def _measured_blocks(image: torch.Tensor, peak: float = 255.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(C, H, W) float image on the 0..peak scale -> its measured region on the 0..255 scale (float64, whole
+    blocks) and the mask of its flat, unclipped blocks, which the noise is read from."""
     if min(image.shape[-2:]) < 2 * BLOCK:
         raise ValueError(f"image too small to measure its noise: {tuple(image.shape[-2:])}, need {2 * BLOCK}x{2 * BLOCK}")
     rows, cols = measured_region(*image.shape[-2:])
@@ -75,11 +76,27 @@ def noise_profile(image: torch.Tensor, peak: float = 255.0) -> NoiseProfile:
     usable = clipped <= CLIP_SHARE
     if usable.sum() < 4:  # mostly clipped: fall back to every block
         usable = torch.ones_like(usable)
-    flat = usable & (structure <= structure[usable].quantile(FLAT_SHARE))
+    return x, usable & (structure <= structure[usable].quantile(FLAT_SHARE))
+
+
+def noise_profile(image: torch.Tensor, peak: float = 255.0) -> NoiseProfile:
+    """(C, H, W) float image on the 0..peak scale -> its noise level and neighbour correlation."""
+    x, flat = _measured_blocks(image, peak)
     near = _difference_variance(x, NEAR)[flat].median()
     far = _difference_variance(x, FAR)[flat].median()
     correlation = float((1 - near / far).clamp(0, 1)) if far > 0 else 0.0
     return NoiseProfile(sigma=float(far.sqrt()), correlation=correlation)
+
+
+def residual_share(image: torch.Tensor, residual: torch.Tensor) -> float:
+    """How much of a (C, H, W) 0..255 image's noise amplitude a denoiser's residual (image - output) holds, read
+    where the noise is measured (the image's flat blocks, pixels FAR apart): 1 for a residual that is the whole
+    noise, less for a denoiser that leaves some."""
+    x, flat = _measured_blocks(image)
+    rows, cols = measured_region(*image.shape[-2:])
+    r = residual.detach()[..., rows, cols].to(torch.float64).cpu()[..., : x.shape[-2], : x.shape[-1]]
+    noise, kept = (_difference_variance(v, FAR)[flat].median() for v in (x, r))
+    return float((kept / noise).sqrt()) if noise > 0 else 1.0
 
 
 def measure_noise(image: torch.Tensor) -> NoiseProfile | None:
