@@ -61,15 +61,20 @@ def measured_region(height: int, width: int) -> tuple[slice, slice]:
     return slice(top, top + MAX_SIDE), slice(left, left + MAX_SIDE)
 
 
+def _in_whole_blocks(image: torch.Tensor) -> torch.Tensor:
+    """The measured region of a (C, H, W) image (measured_region), float64 on the CPU, cut to whole blocks."""
+    rows, cols = measured_region(*image.shape[-2:])
+    x = image.detach()[..., rows, cols].to(torch.float64).cpu()
+    h, w = (s // BLOCK * BLOCK for s in x.shape[-2:])
+    return x[..., :h, :w]
+
+
 def _measured_blocks(image: torch.Tensor, peak: float = 255.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(C, H, W) float image on the 0..peak scale -> its measured region on the 0..255 scale (float64, whole
     blocks) and the mask of its flat, unclipped blocks, which the noise is read from."""
     if min(image.shape[-2:]) < 2 * BLOCK:
         raise ValueError(f"image too small to measure its noise: {tuple(image.shape[-2:])}, need {2 * BLOCK}x{2 * BLOCK}")
-    rows, cols = measured_region(*image.shape[-2:])
-    x = image.detach()[..., rows, cols].to(torch.float64).cpu() * (255.0 / peak)
-    h, w = (s // BLOCK * BLOCK for s in x.shape[-2:])
-    x = x[..., :h, :w]
+    x = _in_whole_blocks(image) * (255.0 / peak)
     clipped = _block_means(((x <= 0) | (x >= 255)).to(x.dtype).mean(0, keepdim=True))[0]
     smooth = F.avg_pool2d(x[None], 4)  # 4x4 means: noise down 4x (less when correlated), structure kept
     structure = (F.avg_pool2d(smooth.square(), BLOCK // 4) - F.avg_pool2d(smooth, BLOCK // 4).square()).mean(1)[0]
@@ -93,9 +98,7 @@ def residual_share(image: torch.Tensor, residual: torch.Tensor) -> float:
     where the noise is measured (the image's flat blocks, pixels FAR apart): 1 for a residual that is the whole
     noise, less for a denoiser that leaves some."""
     x, flat = _measured_blocks(image)
-    rows, cols = measured_region(*image.shape[-2:])
-    r = residual.detach()[..., rows, cols].to(torch.float64).cpu()[..., : x.shape[-2], : x.shape[-1]]
-    noise, kept = (_difference_variance(v, FAR)[flat].median() for v in (x, r))
+    noise, kept = (_difference_variance(v, FAR)[flat].median() for v in (x, _in_whole_blocks(residual)))
     return float((kept / noise).sqrt()) if noise > 0 else 1.0
 
 
