@@ -42,7 +42,6 @@ FIXED_POINT = 256
 # on light noise only; 3: on every image again), so old targets are never mixed with new ones.
 TARGETS_VERSION = "3"
 ADAPTED_TEACHER = "teacher.safetensors"  # in the run folder, with `lgbpn distill --adapt N`
-SHARPEN_NEEDS_INIT = "sharpen: the targets are sharpened by the student the run starts from; give --init (again when resuming)"
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,8 @@ class TargetCache:
         if not settings:
             raise ConfigError("distillation needs at least one teacher setting")
         if sharpen and student is None:
-            raise ConfigError(SHARPEN_NEEDS_INIT)
+            raise ConfigError("sharpen: the targets are sharpened by the student the run starts from; give --init (again "
+                              "when resuming)")
         self.root, self.teacher, self.settings, self.seed = Path(root), teacher, settings, seed
         self.teacher_id = fingerprint(teacher)
         self.sharpen, self.student = sharpen, student  # student: a Denoiser
