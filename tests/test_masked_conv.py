@@ -91,3 +91,10 @@ def test_mask_is_applied_functionally_even_if_weights_are_not_blind():
             out = conv(x, ratio)
             assert out[..., 10, 10].abs().item() < 1e-6, ratio
     assert conv.weight.min().item() == 1.0  # parameters untouched
+
+
+def test_resampled_kernel_is_built_on_the_weights_device():
+    # The tent weights were once made on the CPU, so a test-time pass of LG-BPN failed on a GPU (found on one).
+    weight = torch.zeros(7, 5, 9, 9, device="meta")
+    kernel, radius = resampled_kernel(weight, 0.72)
+    assert kernel.device == weight.device and kernel.shape == (7, 5, 2 * radius + 1, 2 * radius + 1)

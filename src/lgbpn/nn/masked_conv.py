@@ -61,8 +61,8 @@ def resampled_kernel(weight: torch.Tensor, ratio: float) -> tuple[torch.Tensor, 
     size = weight.shape[-1]
     centre = size // 2
     radius = _support_radius(ratio, centre)
-    taps = ratio * (torch.arange(size, dtype=torch.float64) - centre)
-    grid = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    taps = ratio * (torch.arange(size, dtype=torch.float64, device=weight.device) - centre)
+    grid = torch.arange(-radius, radius + 1, dtype=torch.float64, device=weight.device)
     tent = (1 - (grid[:, None] - taps[None, :]).abs()).clamp(min=0)  # (2R+1, size)
     kernel = torch.einsum("ai,ocij,bj->ocab", tent, weight.detach().double(), tent)
     return kernel.to(weight.dtype), radius
