@@ -80,6 +80,18 @@ def test_sharpened_targets_add_a_share_of_the_students_second_pass_and_key_on_th
         TargetCache(tmp_path, teacher, [TeacherSetting("sidd")], sharpen=0.5)
 
 
+def test_target_cache_moves_the_teacher_and_the_sharpening_student_to_the_training_device(tmp_path):
+    from lgbpn import Denoiser
+
+    student = Denoiser(tiny_model("unet-half").eval(), guard=False, teacher_fallback=False)
+    cache = TargetCache(tmp_path, tiny_model("lgbpn-s"), [TeacherSetting("sidd")], sharpen=0.5, student=student)
+    meta = torch.device("meta")  # a device other than the CPU that every machine has
+    cache.to(meta)
+    assert next(cache.teacher.parameters()).device == meta
+    assert cache.student.device == meta and next(cache.student.model.parameters()).device == meta
+    assert cache.student.options.guard is False and cache.student.options.teacher_fallback is False  # options kept
+
+
 def test_distill_sharpens_with_the_init_student_and_refuses_without_one(tmp_path):
     import yaml
 

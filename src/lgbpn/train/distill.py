@@ -90,6 +90,13 @@ class TargetCache:
         self.sharpen, self.student = sharpen, student  # student: a Denoiser
         self.student_id = fingerprint(student.model) if sharpen else None
 
+    def to(self, device: torch.device) -> "TargetCache":
+        """The teacher, and the sharpening student's second pass, on the training's device (a GPU's, not the CPU's)."""
+        self.teacher.to(device)
+        if self.student is not None:
+            self.student = type(self.student)(self.student.model, self.student.options.replace(device=str(device)))
+        return self
+
     @property
     def corrections_learnt(self) -> bool:
         """Every target holds our output corrections, so the student's output will too."""

@@ -343,7 +343,7 @@ def train(
     noisiest = None
     if targets is not None:  # every teacher output before the first step; other ranks wait, then read them
         if rank == 0:
-            targets.teacher.to(device)
+            targets.to(device)
             noisiest = targets.fill(samples, progress=progress, extra_noise=config.extra_noise > 0)
             if clean_photos:
                 noisiest = max(noisiest, heaviest_simulated_noise())
