@@ -16,6 +16,14 @@ unseen photos, 38.52 -> 38.66 dB at 100 steps with the per-photo scale (1.1-2.0;
 -0.14); on SIDD with the shipped student (scales 1.0-1.14) 34.75 -> 34.64 (1 of 9 better; an earlier run
 with a fixed scale 1.5 there lost 2.8 dB). Not a feature until SIDD's case is understood and a guard that is
 not this same score protects the result.
+
+Tried on SIDD on 2026-12-04 (shipped student, 100 steps, one thread; each a throwaway change to this script): the
+moved sample scaled per pixel by a noise level function (the residual's spread per output brightness, 16 bins per
+channel) 34.54; samples assembled from the residual on the flat blocks only, each destination block taking a flat
+block of the nearest brightness, 33.91; input y + z / 2 and target y - 2z (Pang et al.'s alpha 0.5: the network
+trained nearer the photo's own noise level) 34.79 at 50 steps, 34.59 at 100; the true noise (noisy - clean, its
+per-channel mean removed since SIDD's references are brighter) moved and unscaled, 34.52. Since even the true noise
+loses there, SIDD's loss is not the sample's fault: this fine-tune does not suit heavy, clipped phone noise.
 """
 
 import argparse
