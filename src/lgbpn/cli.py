@@ -11,7 +11,17 @@ import click
 
 from .bench.command import bench_command  # cheap: the harness loads when `bench` runs
 from .errors import LgbpnError
-from .options import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_STRENGTH, PRESET_CHOICES, STUDENT_TILE, InferenceOptions, OptionError
+from .options import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    KEEP_BASE_MARGIN,
+    KEEP_BASE_REGION,
+    MAX_STRENGTH,
+    PRESET_CHOICES,
+    STUDENT_TILE,
+    InferenceOptions,
+    OptionError,
+)
 
 
 class _Main(click.Group):
@@ -280,8 +290,8 @@ def _model_options(corrections: bool = True):
                           "teacher (default: on; slower on such images); --no-teacher-fallback keeps the student."),
         click.option("--keep-base/--no-keep-base", default=True,
                      help="A student adapted with --adapt keeps the output of the student it was fine-tuned from (the "
-                          "shipped one) in every 512-pixel region unless the adapted one scores better against a second "
-                          "noisy view by more than 0.5% (default: on; logged)."),
+                          f"shipped one) in every {KEEP_BASE_REGION}-pixel region unless the adapted one scores better "
+                          f"against a second noisy view by more than {KEEP_BASE_MARGIN:.1%} (default: on; logged)."),
         click.option("--guard/--no-guard", default=corrections,
                      help=f"A distilled student gives the input back where it removed far more than noise, structure "
                           f"it erased (default: {default}); --no-guard keeps the student's own output."),

@@ -29,6 +29,14 @@ DEFAULT_OVERLAP = 48
 PRESET_CHOICES = ("auto", "sidd", "dnd", "light")
 # The strongest denoising asked for: 2 is a second pass over the first one's output (see strength.py).
 MAX_STRENGTH = 2.0
+# Side of the regions in which an adapted student and the one it came from are compared (selfscore.keep_base_mask), and
+# by how much lower the adapted one's error must be there to replace the base's (0.5%: 0.02 dB). Measured on the
+# leave-camera-out route (PolyU NikonD800 and Sony, 22 photos of 512x512, benchmarks/adapt_route.py --keep, the
+# adapted student better than its start by PSNR on 14 of them, +0.13 dB on average): with the unscaled score the
+# route's output stayed at the start's (38.34 dB) whatever the margin; scaled (selfscore.NOISE_SCALE), whole 512 px regions
+# gave 38.42 with margins 0 to 0.5%, 38.39 at 1.2%, 38.36 at 2%, each below the start on 1 photo.
+KEEP_BASE_REGION = 512
+KEEP_BASE_MARGIN = 0.005
 
 
 def _default(module: str, name: str):

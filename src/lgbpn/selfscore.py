@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from .nn.wiener import local_mean
+from .options import KEEP_BASE_MARGIN as MARGIN
+from .options import KEEP_BASE_REGION as REGION
 
 # The second views: the reference residual rolled by these fractions of (height, width).
 VIEW_SHIFTS = ((0.5, 0.5), (0.5, 0.0))
@@ -39,14 +41,6 @@ VIEW_SHIFTS = ((0.5, 0.5), (0.5, 0.0))
 # 100% -> 89% of SIDD; blurring (sigma 0.7) on 44% -> 64% and 11% -> 89%. The leave-camera-out twins of the student
 # before and after its first such stage, on the 22 unseen photos: 18% -> 82%.
 NOISE_SCALE = 1.5
-# Side of the regions in which an adapted student and the one it came from are compared (keep_base_mask), and
-# by how much lower the adapted one's error must be there to replace the base's (0.5%: 0.02 dB). Measured on the
-# leave-camera-out route (PolyU NikonD800 and Sony, 22 photos of 512x512, benchmarks/adapt_route.py --keep, the
-# adapted student better than its start by PSNR on 14 of them, +0.13 dB on average): with the unscaled score the
-# route's output stayed at the start's (38.34 dB) whatever the margin; scaled (NOISE_SCALE), whole 512 px regions
-# gave 38.42 with margins 0 to 0.5%, 38.39 at 1.2%, 38.36 at 2%, each below the start on 1 photo.
-REGION = 512
-MARGIN = 0.005
 
 Denoise = Callable[[torch.Tensor], torch.Tensor]
 
