@@ -14,6 +14,7 @@ its input (under-denoising) and blurred (over-smoothing), and any weights given 
 (e.g. an adapted student, or checkpoints of a run).
 
     python benchmarks/selfscore.py [--weights runs/x/best.safetensors ...] [--crop 256] [--noise-scale 1.5] [--json FILE]
+    python benchmarks/selfscore.py --per-photo 1.0 ...      # another factor of each photo's own scale (see --help)
 """
 
 import argparse
@@ -30,8 +31,9 @@ from lgbpn.data.formats import discover
 from lgbpn.layout import to_channels_first, to_channels_last
 from lgbpn.metrics import psnr
 from lgbpn.nn.lowpass import gaussian_blur
+from lgbpn.noise import residual_share
 from lgbpn.scale import to_model_scale
-from lgbpn.selfscore import NOISE_SCALE, error_db, noise_samples, view_error
+from lgbpn.selfscore import SHARE_FACTOR, error_db, noise_samples, view_error
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -59,7 +61,11 @@ def main() -> None:
     parser.add_argument("--sets", default="polyu,sidd_samples")
     parser.add_argument("--every", type=int, default=2, help="Every n-th image of each set.")
     parser.add_argument("--crop", type=int, default=256, help="Central crop scored (0: whole images).")
-    parser.add_argument("--noise-scale", type=float, default=NOISE_SCALE, help="The reference residual's scale.")
+    parser.add_argument("--noise-scale", type=float, help="One scale of the reference residual for every photo (default: "
+                        "each photo's own, selfscore.sample_scale)")
+    parser.add_argument("--per-photo", type=float, metavar="FACTOR",
+                        help="Each photo's residual scaled by FACTOR / noise.residual_share (the share of the noise that the "
+                             "residual holds on the photo's flat blocks; the default's factor is selfscore.SHARE_FACTOR)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -77,7 +83,9 @@ def main() -> None:
                 noisy, clean = (a[top : top + args.crop, left : left + args.crop] for a in (noisy, clean))
             x = to_channels_first(to_model_scale(noisy))[None]
             with torch.inference_mode():
-                samples = noise_samples(x, shipped(x), args.noise_scale)
+                reference = shipped(x)
+                scale = args.per_photo / residual_share(x[0], (x - reference)[0]) if args.per_photo else args.noise_scale
+                samples = noise_samples(x, reference, scale)
                 rows.append({m: (psnr(to_channels_last(f(x)[0]), to_model_scale(clean)), error_db(view_error(f, x, samples)))
                              for m, f in models.items()})
         means = {m: tuple(float(np.mean([r[m][i] for r in rows])) for i in (0, 1)) for m in models}
@@ -92,13 +100,16 @@ def main() -> None:
                     agree_clear.append(same)
         versus = {m: float(np.mean([(r[m][0] > r["lgbpn-fast"][0]) == (r[m][1] > r["lgbpn-fast"][1]) for r in rows]))
                   for m in models if m != "lgbpn-fast"}
-        print(f"\n{name}: {len(rows)} images ({args.crop or 'whole'} crops), noise sample scale {args.noise_scale}; "
+        factor = args.per_photo or SHARE_FACTOR
+        scaled = args.noise_scale or f"{factor} / the residual's share, per photo"
+        print(f"\n{name}: {len(rows)} images ({args.crop or 'whole'} crops), noise sample scale {scaled}; "
               "candidate: PSNR / self-supervised score (dB) / images on which the score orders it and lgbpn-fast as PSNR does")
         for m, (p, s) in sorted(means.items(), key=lambda kv: -kv[1][0]):
             print(f"  {m:40s} {p:7.3f} / {s:7.3f}" + (f" / {versus[m]:.0%}" if m in versus else ""))
         print(f"  Spearman over the candidates' means {overall:.3f}; per image {per_image:.3f}; pairs ordered as by "
               f"PSNR {np.mean(agree):.1%} (differing by >= 0.1 dB: {np.mean(agree_clear):.1%} of {len(agree_clear)})")
-        report[name] = dict(images=len(rows), noise_scale=args.noise_scale, means=means, versus_shipped=versus,
+        report[name] = dict(images=len(rows), noise_scale=args.noise_scale, per_photo=None if args.noise_scale else factor,
+                            means=means, versus_shipped=versus,
                             spearman_means=overall, spearman_per_image=per_image,
                             pairs_agree=float(np.mean(agree)), pairs_agree_clear=float(np.mean(agree_clear)))
     if args.json:

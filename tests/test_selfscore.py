@@ -7,7 +7,17 @@ import torch
 from lgbpn.data.formats import Sample
 from lgbpn.denoiser import Denoiser
 from lgbpn.nn.lowpass import gaussian_blur
-from lgbpn.selfscore import MARGIN, NOISE_SCALE, blind_spot_error, keep_base_mask, noise_samples, view_error
+from lgbpn.selfscore import (
+    MARGIN,
+    NOISE_SCALE,
+    SCALE_RANGE,
+    SHARE_FACTOR,
+    blind_spot_error,
+    keep_base_mask,
+    noise_samples,
+    sample_scale,
+    view_error,
+)
 from lgbpn.train.trainer import hold_out
 from lgbpn.weights import load_model, save_weights
 
@@ -35,11 +45,12 @@ def test_the_noisy_view_error_ranks_denoisers_as_their_error_to_the_clean_image(
     assert len(set(sorted(true, key=true.get)[:2]) & {"light blur", "blur"}) == 2  # not a trivial order
 
 
-@pytest.mark.parametrize("scale, keeper_ranked_first", [(1.0, True), (NOISE_SCALE, False)])
+@pytest.mark.parametrize("scale, keeper_ranked_first", [(1.0, True), (NOISE_SCALE, False), (None, False)])
 def test_a_residual_weaker_than_the_noise_is_scaled_so_that_keeping_noise_does_not_pay(scale, keeper_ranked_first):
     """A reference that leaves a third of the noise gives samples with two thirds of its amplitude: unscaled, the
     views' noises are correlated and a denoiser that keeps a share of its input scores better than one that does
-    not, though it is further from the clean image; NOISE_SCALE (1.5) restores the true order."""
+    not, though it is further from the clean image; NOISE_SCALE (1.5) restores the true order, and so does the
+    default, each image's own scale (sample_scale)."""
     clean, noisy = _scene(2)
     reference = clean + (noisy - clean) / 3
     denoise = lambda v: gaussian_blur(v, 1.5)  # noqa: E731
@@ -48,6 +59,17 @@ def test_a_residual_weaker_than_the_noise_is_scaled_so_that_keeping_noise_does_n
     samples = noise_samples(noisy, reference, scale)
     scored = [float(view_error(f, noisy, samples).mean()) for f in (denoise, keeper)]
     assert (scored[1] < scored[0]) == keeper_ranked_first
+
+
+def test_the_sample_scale_follows_the_share_of_the_noise_the_residual_holds():
+    gen = torch.Generator().manual_seed(3)
+    noise = gaussian_blur(torch.randn(1, 3, 128, 128, generator=gen), 0.7)
+    noise = noise * (10 / noise.std())
+    noisy = 128 + torch.linspace(-40, 40, 128).expand(1, 3, 128, 128) + noise  # flat enough to measure the noise on
+    whole, two_thirds = (sample_scale(noisy[0], share * noise[0]) for share in (1.0, 2 / 3))
+    assert whole == pytest.approx(SHARE_FACTOR, rel=0.1) and two_thirds == pytest.approx(1.5 * whole, rel=0.05)
+    assert sample_scale(noisy[0], 0.01 * noise[0]) == SCALE_RANGE[1]  # a reference that removes nearly nothing: bounded
+    assert sample_scale(noisy[0, :, :20, :20], noise[0, :, :20, :20]) == NOISE_SCALE  # too small to measure
 
 
 def test_a_blind_spot_networks_own_error_is_its_error_plus_the_noise():
