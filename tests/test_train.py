@@ -271,3 +271,23 @@ def test_a_converged_run_stops_and_says_so(tmp_path, shared_data):
     assert part["converged"] is None
     resumed = train(data, tmp_path / "part", config, progress=False, resume=True)
     assert resumed["step"] == 4 and resumed["converged"]["step"] == 4
+
+
+def test_a_fine_tune_that_does_not_pay_hands_back_its_start(tmp_path, shared_data):
+    """The weights a run starts from (--init) are scored before the first step: when no step scores higher (here a
+    learning rate too small to move a weight), best.safetensors is the start, recorded as step 0."""
+    from lgbpn.weights import read_weights
+
+    from .helpers import tiny_weights
+
+    init = tiny_weights(tmp_path / "init.safetensors")
+    data = [shared_data / "sidd_samples"]
+    run = tmp_path / "run"
+    train(data, run, tiny_config(steps=2, lr=1e-12, val_every=1, ema_decay=0.0), init=init, progress=False)
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[1].startswith("0,")  # the start's score, the first row
+    tensors, meta = read_weights(run / "best.safetensors")
+    assert meta["step"] == "0"
+    initial, _ = read_weights(init)
+    for name, value in initial.items():
+        torch.testing.assert_close(tensors[name], value, atol=0, rtol=0)

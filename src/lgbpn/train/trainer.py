@@ -421,6 +421,22 @@ def train(
             _save_checkpoint(checkpoint, model, ema, optimizer, scheduler, step, config, best)
             save_weights(shipped, out / "last.safetensors", step=step)
 
+    def evaluate() -> dict[str, float]:
+        """The validation scores of the weights as they are now; best.safetensors if they score best so far."""
+        nonlocal best
+        scores = validate(shipped, val_samples, config, device) if val_samples else {"val_selfsup": held_out.score(shipped, device)}
+        if scores[select_key] > best:  # chosen on the network's own output, the headline
+            best = scores[select_key]
+            save_weights(shipped, out / "best.safetensors", step=step, **{k: f"{v:.3f}" for k, v in scores.items() if k != "val_ssim"})
+        return scores
+
+    # A fine-tune is scored before its first step too: if no step beats the weights it started from, those are the
+    # best (an adaptation that does not pay hands back its start, not its least bad step).
+    if init is not None and validating and start == 0 and rank == 0:
+        scores = evaluate()
+        _append_log(out / "log.csv", dict(step=0, **{k: f"{v:.4f}" for k, v in scores.items()}))
+        history.append((0, scores[select_key]))  # as a resumed run reads it back from the log
+
     # Log lines (the time estimate, diagnostics) must not get glued to the progress bar.
     with _stop_on_signals() as stop, logging_redirect_tqdm(loggers=[logging.getLogger("lgbpn")]):
         for batch in loader:
@@ -460,16 +476,8 @@ def train(
                 loss_sum, loss_count, tick = 0.0, 0, now
             if validating and (step % config.val_every == 0 or step == config.steps):
                 if rank == 0:
-                    if val_samples:
-                        scores = validate(shipped, val_samples, config, device)
-                    else:
-                        scores = {"val_selfsup": held_out.score(shipped, device)}
+                    scores = evaluate()
                     row = {**(row or dict(step=step)), **{k: f"{v:.4f}" for k, v in scores.items()}}
-                    # The best checkpoint is chosen on the network's own output, the headline.
-                    if scores[select_key] > best:
-                        best = scores[select_key]
-                        save_weights(shipped, out / "best.safetensors", step=step,
-                                     **{k: f"{v:.3f}" for k, v in scores.items() if k != "val_ssim"})
                     history.append((step, scores[select_key]))
                     gain = convergence_gain(history, config.converged_gain, config.converged_window)
                     if gain is not None:
