@@ -173,16 +173,17 @@ class HeldOutCrops:
 
     def __init__(self, crops: list[np.ndarray], targets: TargetCache | None):
         self.crops = [to_channels_first(to_model_scale(c if c.ndim == 3 else c[..., None]))[None] for c in crops]
-        self.references = None
-        if targets is not None:  # the teacher's outputs on the crops, computed once (and cached on disk)
-            self.references = [to_channels_first(targets.targets(c if c.ndim == 3 else c[..., None])[0])[None] for c in crops]
+        self.samples = None  # per crop, the noise samples of its second views
+        if targets is not None:  # from the teacher's outputs on the crops, computed once (and cached on disk)
+            references = [to_channels_first(targets.targets(c if c.ndim == 3 else c[..., None])[0])[None] for c in crops]
+            self.samples = [noise_samples(crop, reference) for crop, reference in zip(self.crops, references)]
 
     def __len__(self) -> int:
         return len(self.crops)
 
     def describe(self) -> str:
         how = ("a student's error against a second noisy view, its teacher's residual as the noise"
-               if self.references is not None else "the blind-spot network's own loss")
+               if self.samples is not None else "the blind-spot network's own loss")
         return f"the self-supervised score on {len(self)} held-out noisy crops ({how}; no clean references)"
 
     def score(self, model, device) -> float:
@@ -193,10 +194,10 @@ class HeldOutCrops:
                 return denoise_tiled(model, x.to(device), r3=False, precision="fp32").cpu()
 
             for i, crop in enumerate(self.crops):
-                if self.references is None:
+                if self.samples is None:
                     errors.append(blind_spot_error(run, crop).mean())
                 else:
-                    errors.append(view_error(run, crop, noise_samples(crop, self.references[i])).mean())
+                    errors.append(view_error(run, crop, self.samples[i]).mean())
         model.train()
         return error_db(torch.stack(errors))
 
