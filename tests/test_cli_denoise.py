@@ -241,6 +241,32 @@ def test_adapt_with_the_default_student_runs_the_whole_route_and_saves_the_weigh
     assert refused.exit_code == 1 and f"--weights {weights}" in refused.stderr, refused.output
 
 
+def test_first_photo_decodes_before_torch_loads(tmp_path, weights):
+    """The first photo's decode overlaps torch's import (most of a photo's start-up): nothing on the way to it,
+    the options' checks included, imports torch."""
+    src = tmp_path / "photo.png"
+    PILImage.fromarray(noisy_image(40, 52)).save(src)
+    script = ("import sys\nimport lgbpn.batch as batch\nread = batch._read\n"
+              "def first(job):\n    print('torch' in sys.modules, flush=True)\n    return read(job)\n"
+              "batch._read = first\nfrom lgbpn.cli import main\nmain(sys.argv[1:], standalone_mode=False)")
+    seen = subprocess.run([sys.executable, "-c", script, "denoise", str(src), "-o", str(tmp_path / "out.png"),
+                           "--weights", str(weights), "--no-r3"], capture_output=True, text=True, check=True).stdout
+    assert seen.split() == ["False"] and (tmp_path / "out.png").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc, read in /proc")
+@pytest.mark.parametrize("keep", [False, True])
+def test_denoise_process_keeps_freed_memory(keep):
+    """`lgbpn denoise` in a process of its own keeps what its tiles free for the next ones (no page faults again)."""
+    script = ("import sys\nimport numpy as np\nfrom lgbpn.cli import _keep_freed_memory\n"
+              "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+              "if sys.argv[1] == 'True':\n    _keep_freed_memory()\n"
+              "block = np.ones(200_000_000, np.uint8)\nbefore = rss()\ndel block\nprint(before - rss())")
+    returned = int(subprocess.run([sys.executable, "-c", script, str(keep)], capture_output=True, text=True,
+                                  check=True).stdout)
+    assert (returned < 20_000_000) if keep else (returned > 180_000_000)
+
+
 def test_denoise_loads_only_what_it_needs(tmp_path, weights):
     """Start-up is part of every photo's time: `lgbpn denoise` must not import what only other commands,
     or other formats, need (the TIFF codec, plotting, training, benchmarks, OpenCV ...)."""

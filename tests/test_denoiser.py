@@ -1,5 +1,8 @@
 """The Python API and weights loading (ours and the reference's checkpoints)."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -182,6 +185,29 @@ def test_package_exports_the_api():
 
     assert lgbpn.Denoiser is Denoiser and lgbpn.build_model is build_model and lgbpn.InferenceOptions is InferenceOptions
     assert lgbpn.__version__ == importlib.metadata.version("lgbpn")
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:0", "cuda:12", "mps", "xpu:1", "meta", "cpu:1", "gpu", "gpu0",
+                                    "CUDA", "cuda:", "cuda:x", "cuda:-1", "cuda:01", " cpu", "cpu ", ""])
+def test_device_names_checked_as_torch_checks_them(device):
+    """Options check the device without importing torch (the command line decodes its first photo while torch
+    loads); what they accept is what torch.device accepts."""
+    from lgbpn.options import DEVICE_TYPES, InferenceOptions, OptionError
+
+    try:
+        torch.device(device)
+    except RuntimeError:
+        with pytest.raises(OptionError, match="^device: "):
+            InferenceOptions(device=device)
+    else:
+        assert InferenceOptions(device=device).device == device
+    for kind in DEVICE_TYPES:
+        torch.device(kind)
+
+
+def test_options_are_made_without_torch():
+    code = "import sys, lgbpn.cli, lgbpn.batch; from lgbpn.options import InferenceOptions as O; O(); sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 @pytest.mark.parametrize("option, value", [

@@ -60,8 +60,8 @@ def paeth(a, b, c):
 
 
 def filtered_scanlines(arr, bpp):
-    """PNG scanlines of an H x W x C uint16 array, cycling through all five filter types."""
-    rows = arr.astype(">u2").view(np.uint8).reshape(arr.shape[0], -1)
+    """PNG scanlines of an H x W x C uint8 or uint16 array, cycling through all five filter types."""
+    rows = arr.astype(f">u{arr.itemsize}").view(np.uint8).reshape(arr.shape[0], -1)
     out, prior = [], np.zeros_like(rows[0])
     for y, row in enumerate(rows):
         left = np.concatenate([np.zeros(bpp, np.uint8), row[:-bpp]])
@@ -77,10 +77,10 @@ def filtered_scanlines(arr, bpp):
 ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
 
 
-def png16_bytes(arr, interlace=False):
-    """An independent 16-bit PNG encoder (all filter types, optional Adam7) for H x W x C uint16."""
+def png_bytes(arr, interlace=False):
+    """An independent PNG encoder (all filter types, optional Adam7) for H x W x C uint8 or uint16."""
     h, w, c = arr.shape
-    bpp = 2 * c
+    bpp = arr.itemsize * c
     if interlace:
         passes = [arr[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7]
         raw = b"".join(filtered_scanlines(p, bpp) for p in passes if p.size)
@@ -88,7 +88,7 @@ def png16_bytes(arr, interlace=False):
         raw = filtered_scanlines(arr, bpp)
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     return (b"\x89PNG\r\n\x1a\n"
-            + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, int(interlace)))
+            + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8 * arr.itemsize, colour_type, 0, 0, int(interlace)))
             + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
 
 
@@ -163,7 +163,7 @@ def test_png_compression_levels_are_lossless_and_trade_size(tmp_path, dtype):
 def test_png_16bit_colour_read_exact(tmp_path, channels, interlace):
     arr = rand((13, 11, channels), np.uint16)
     src = tmp_path / "c16.png"
-    src.write_bytes(png16_bytes(arr, interlace))
+    src.write_bytes(png_bytes(arr, interlace))
     image = read_image(src)
     colour = 1 if channels == 2 else 3
     assert image.pixels.dtype == np.uint16
@@ -178,7 +178,7 @@ def test_png_16bit_colour_read_exact(tmp_path, channels, interlace):
 def test_png_16bit_transparent_colour_becomes_alpha(tmp_path, channels):
     arr = rand((6, 5, channels), np.uint16)
     arr[2, 3] = arr[0, 0]
-    data = png16_bytes(arr)
+    data = png_bytes(arr)
     src = tmp_path / "trns.png"
     src.write_bytes(data[:33] + png_chunk(b"tRNS", arr[0, 0].astype(">u2").tobytes()) + data[33:])  # after IHDR
     image = read_image(src)
@@ -198,6 +198,23 @@ def test_png_16bit_write_round_trip(tmp_path, channels):
     assert (again.alpha is None and alpha is None) or np.array_equal(again.alpha, alpha)
     if channels in (3, 4):  # Pillow reads our file too, keeping the high bytes
         assert np.array_equal(np.asarray(pil_load(out)), (arr >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_8bit_transparent_colour_and_interlace_as_pillow(tmp_path, channels):
+    """8-bit PNGs without a palette are decoded by libpng, not Pillow: the same pixels, a transparent colour
+    (tRNS) as an alpha channel as Pillow gives it, interlaced files too."""
+    arr = rand((10, 12, channels))
+    arr[2, 3] = arr[7, 1] = 17  # the transparent colour, twice
+    im = PILImage.fromarray(arr[..., 0] if channels == 1 else arr)
+    transparent, interlaced = tmp_path / "t.png", tmp_path / "i.png"
+    im.save(transparent, transparency=17 if channels == 1 else (17, 17, 17))
+    expected = np.asarray(pil_load(transparent).convert("LA" if channels == 1 else "RGBA"))
+    image = read_image(transparent)
+    assert np.array_equal(image.pixels, expected[..., :-1]) and np.array_equal(image.alpha, expected[..., -1])
+    assert sorted(zip(*np.nonzero(image.alpha == 0))) == [(2, 3), (7, 1)]
+    interlaced.write_bytes(png_bytes(arr, interlace=True))
+    assert np.array_equal(read_image(interlaced).pixels, arr)
 
 
 def test_palette_png(tmp_path):
@@ -427,7 +444,7 @@ def write_valid(path):
     if path.suffix == ".tif":
         tifffile.imwrite(path, arr)
     elif path.name == "c16.png":
-        path.write_bytes(png16_bytes(arr.astype(np.uint16) * 257))
+        path.write_bytes(png_bytes(arr.astype(np.uint16) * 257))
     else:
         PILImage.fromarray(arr).save(path, quality=95)
 

@@ -7,7 +7,7 @@ Importing this module does not import torch (the command line reads its defaults
 
 import dataclasses
 import math
-from importlib import import_module
+import re
 from numbers import Integral, Real
 
 from .errors import ConfigError
@@ -37,11 +37,16 @@ MAX_STRENGTH = 2.0
 # gave 38.42 with margins 0 to 0.5%, 38.39 at 1.2%, 38.36 at 2%, each below the start on 1 photo.
 KEEP_BASE_REGION = 512
 KEEP_BASE_MARGIN = 0.005
-
-
-def _default(module: str, name: str):
-    """A default that lives in a torch module, read when options are made, so this module stays torch-free."""
-    return dataclasses.field(default_factory=lambda: getattr(import_module(module, __package__), name))
+PRECISIONS = ("auto", "fp32", "bf16")  # precision.py
+# The device types torch.device knows (torch 2.13; not the deprecated mkldnn), so that options are checked before
+# torch is imported: the command line decodes its first photo while torch loads.
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hip", "meta", "ipu", "opengl", "opencl", "ideep", "ve", "fpga",
+                "maia", "xla", "lazy", "vulkan", "hpu", "mtia", "privateuseone")
+# R3 (nn/r3.py): refine passes, and the share of pixels each gives back to the noisy input (AP-BSN's values).
+R3_PASSES = 8
+R3_PROB = 0.16
+# Sigma of the low-frequency correction's Gaussian (nn/lowpass.py).
+DEFAULT_LOWPASS_SIGMA = 8.0
 
 
 class OptionError(ConfigError):
@@ -60,13 +65,13 @@ class InferenceOptions:
     precision: str = "auto"  # auto: bf16 where the device has native bf16 units, else fp32
     preset: str = "auto"  # PRESET_CHOICES; ignored by networks without presets
     r3: bool = True  # random-replacing refinement (AP-BSN's test-time ensemble)
-    passes: int = _default(".nn.r3", "R3_PASSES")
-    prob: float = _default(".nn.r3", "R3_PROB")  # share of pixels each R3 pass gives back to the noisy input
+    passes: int = R3_PASSES
+    prob: float = R3_PROB  # share of pixels each R3 pass gives back to the noisy input
     seed: int = 0  # of the R3 replacement masks
     tile: int | None = None  # None: the network's own (DenoisingNetwork.default_tile); rounded down to its PD alignment
     overlap: int = DEFAULT_OVERLAP  # rounded up to the model's PD alignment
     # The two output corrections (ours); None and False give the paper's output.
-    lowpass_sigma: float | None = _default(".nn.lowpass", "DEFAULT_SIGMA")
+    lowpass_sigma: float | None = DEFAULT_LOWPASS_SIGMA
     blend: bool | str = True  # True, False, or "auto": only where the measured noise is light (see corrections.py)
     # A distilled student hands an image noisier than its training range to its teacher (see Denoiser).
     teacher_fallback: bool = True
@@ -81,8 +86,6 @@ class InferenceOptions:
     coarse: bool | str = "auto"
 
     def __post_init__(self):
-        from .precision import PRECISIONS
-
         for name in ("r3", "teacher_fallback", "guard", "keep_base"):
             _check(name, getattr(self, name), isinstance(getattr(self, name), bool), "must be True or False")
         for name, least in (("passes", 1), ("seed", 0), ("tile", 1), ("overlap", 0)):
@@ -150,12 +153,6 @@ def _real(value) -> bool:
 
 
 def _device_name(name: str) -> bool:
-    import torch
-
-    if name == "auto":
-        return True
-    try:
-        torch.device(name)
-    except RuntimeError:
-        return False
-    return True
+    """What torch.device accepts (type, or type:index), and auto; checked without importing torch."""
+    found = re.fullmatch(r"([a-z]+)(?::(?:0|[1-9][0-9]*))?", name)
+    return name == "auto" or (found is not None and found[1] in DEVICE_TYPES)

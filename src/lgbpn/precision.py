@@ -12,8 +12,7 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError
-
-PRECISIONS = ("auto", "fp32", "bf16")
+from .options import PRECISIONS
 
 
 def _cpu_flags() -> set[str]:

@@ -10,10 +10,9 @@ import math
 
 import torch
 
+from ..options import DEFAULT_LOWPASS_SIGMA as DEFAULT_SIGMA
 from .bands import map_local
 from .filters import separable_sum
-
-DEFAULT_SIGMA = 8.0
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..options import R3_PASSES, R3_PROB
+
 if TYPE_CHECKING:
     from ..models.base import DenoisingNetwork
 
-R3_PASSES = 8
-R3_PROB = 0.16
 R3_PAD = 2
 
 
