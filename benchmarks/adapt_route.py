@@ -9,6 +9,10 @@ alone (`--no-keep-base`) and the route's output (keeping the starting student wh
 each computed in memory (the route's files are JPEGs like their inputs).
 
     python benchmarks/adapt_route.py --adapt 50 [--cameras NikonD800,Sony] [--weights STUDENT] [--json FILE]
+        [--ensemble 8]
+
+With `--ensemble N` the route runs `lgbpn denoise --adapt N --ensemble N`, the adapted student and the route's output
+are scored with it, and the start both as the default (without) and with it (`start_ensemble`).
 """
 
 import argparse
@@ -38,6 +42,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--weights", type=Path, help="the student to start from (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ensemble", type=int, default=1, help="the route's self-ensemble (`lgbpn denoise --ensemble`)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="keep the route's folder (photos, outputs, adapted weights) here")
     args = parser.parse_args()
@@ -52,21 +57,26 @@ def main() -> None:
     began = time.perf_counter()
     start_from = ["--weights", str(args.weights)] if args.weights else []
     subprocess.run([sys.executable, "-m", "lgbpn", "denoise", str(photos), "-o", str(out), "--adapt", str(args.adapt),
-                    *start_from], check=True, env=env)
+                    "--ensemble", str(args.ensemble), *start_from], check=True, env=env)
     seconds = time.perf_counter() - began
 
     import torch
 
     torch.set_num_threads(args.threads)
-    start = Denoiser.from_weights(args.weights) if args.weights else Denoiser.from_pretrained()
-    alone = Denoiser.from_weights(out / ADAPTED_WEIGHTS, keep_base=False)
-    routed = Denoiser.from_weights(out / ADAPTED_WEIGHTS)  # the route's output before it is encoded (JPEG here)
+    def starting(**options):
+        return Denoiser.from_weights(args.weights, **options) if args.weights else Denoiser.from_pretrained(**options)
+
+    denoisers = dict(start=starting(),
+                     adapted_alone=Denoiser.from_weights(out / ADAPTED_WEIGHTS, keep_base=False, ensemble=args.ensemble),
+                     # the route's output before it is encoded (JPEG here)
+                     route=Denoiser.from_weights(out / ADAPTED_WEIGHTS, ensemble=args.ensemble))
+    if args.ensemble > 1:
+        denoisers["start_ensemble"] = starting(ensemble=args.ensemble)
     rows = []
     for name in names:
         noisy, clean = read_image(photos / name).pixels, read_image(args.data / "clean" / name).pixels
-        rows.append(dict(image=name, noisy=psnr(noisy, clean), start=psnr(start(noisy), clean),
-                         adapted_alone=psnr(alone(noisy), clean), route=psnr(routed(noisy), clean)))
-    means = {k: float(np.mean([r[k] for r in rows])) for k in ("noisy", "start", "adapted_alone", "route")}
+        rows.append(dict(image=name, noisy=psnr(noisy, clean), **{k: psnr(d(noisy), clean) for k, d in denoisers.items()}))
+    means = {k: float(np.mean([r[k] for r in rows])) for k in ("noisy", *denoisers)}
     worse = sum(r["route"] < r["start"] - 0.005 for r in rows)
     print(f"{len(rows)} photos of {', '.join(cameras)}; --adapt {args.adapt}: {seconds / 60:.1f} min "
           f"({os.getloadavg()[0]:.1f} load average at the end)")
@@ -74,7 +84,8 @@ def main() -> None:
         print(f"  {key:14s} {value:.3f} dB ({value - means['start']:+.3f} vs the start)")
     print(f"  route below the starting student on {worse} of {len(rows)} photos")
     if args.json:
-        args.json.write_text(json.dumps(dict(adapt=args.adapt, cameras=cameras, start=str(args.weights or "shipped"),
+        args.json.write_text(json.dumps(dict(adapt=args.adapt, ensemble=args.ensemble, cameras=cameras,
+                                             start=str(args.weights or "shipped"),
                                              minutes=seconds / 60, means=means, route_below_start=worse, rows=rows), indent=1))
     if not args.keep:
         shutil.rmtree(work)

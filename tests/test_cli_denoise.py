@@ -67,6 +67,21 @@ def test_the_coarse_pass_runs_on_heavy_noise_by_default_and_can_be_set(tmp_path)
     assert not np.array_equal(outputs["--coarse off"], outputs[""])
 
 
+def test_ensemble_flag_averages_a_students_flips_and_rotations(tmp_path):
+    """--ensemble N reaches the student (the mean of its outputs over N flips and rotations, tiling.py), and only
+    the sizes it knows are taken."""
+    src = tmp_path / "photo.png"
+    PILImage.fromarray(noisy_scene(14, 64)).save(src)
+    outputs = {}
+    for size in ("1", "8"):
+        result = run("denoise", src, "-o", tmp_path / f"out{size}.png", "--model", "fast", "--no-guard", "--ensemble", size)
+        assert result.exit_code == 0, result.output
+        outputs[size] = read_image(tmp_path / f"out{size}.png").pixels.astype(int)
+    assert 0 < np.abs(outputs["8"] - outputs["1"]).mean() < 3  # the same denoising, averaged over 8 views
+    refused = run("denoise", src, "-o", tmp_path / "out3.png", "--model", "fast", "--ensemble", "3")
+    assert refused.exit_code == 2 and "--ensemble" in refused.output
+
+
 def test_16bit_tiff_keeps_depth(tmp_path, weights):
     src = tmp_path / "raw16.tif"
     tifffile.imwrite(src, noisy_image(36, 33, dtype=np.uint16))

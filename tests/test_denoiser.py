@@ -214,7 +214,8 @@ def test_options_are_made_without_torch():
     ("tile", 0), ("tile", 12.5), ("overlap", -1), ("passes", 0), ("seed", -1), ("seed", 2**64), ("prob", 0.0),
     ("prob", 1.5), ("lowpass_sigma", 0), ("lowpass_sigma", float("nan")), ("r3", 1), ("guard", 1), ("blend", "yes"),
     ("precision", "fp16"), ("device", "gpu0"), ("colour", True), ("preset", "mars"), ("strength", -0.1),
-    ("strength", 2.5), ("strength", float("nan")), ("strength", True), ("coarse", "on"),
+    ("strength", 2.5), ("strength", float("nan")), ("strength", True), ("coarse", "on"), ("ensemble", 3),
+    ("ensemble", True), ("ensemble", 16),
 ])
 def test_options_refuse_bad_values_naming_the_option(option, value):
     from lgbpn.options import InferenceOptions, OptionError

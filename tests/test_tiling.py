@@ -113,6 +113,31 @@ def test_student_tiles_equal_the_whole_image(arch):
     torch.testing.assert_close(denoise_tiled(model, image, tile=40, overlap=8), whole, rtol=0, atol=1e-3)
 
 
+# (transform, its inverse), written out independently of tiling.DIHEDRAL
+_SAME_SHAPE = [(lambda t: t, lambda t: t), (lambda t: torch.flip(t, [3]), lambda t: torch.flip(t, [3])),
+               (lambda t: torch.flip(t, [2]), lambda t: torch.flip(t, [2])),
+               (lambda t: torch.rot90(t, 2, [2, 3]), lambda t: torch.rot90(t, 2, [2, 3]))]
+_TRANSPOSED = [(lambda t: t.permute(0, 1, 3, 2), lambda t: t.permute(0, 1, 3, 2)),
+               (lambda t: torch.rot90(t, 1, [2, 3]), lambda t: torch.rot90(t, 3, [2, 3])),
+               (lambda t: torch.rot90(t, 3, [2, 3]), lambda t: torch.rot90(t, 1, [2, 3])),
+               (lambda t: torch.rot90(t, 2, [2, 3]).permute(0, 1, 3, 2), lambda t: torch.rot90(t.permute(0, 1, 3, 2), 2, [2, 3]))]
+
+
+@pytest.mark.parametrize("size, views", [(2, _SAME_SHAPE[:2]), (4, _SAME_SHAPE), (8, _SAME_SHAPE + _TRANSPOSED)])
+def test_a_students_self_ensemble_is_its_mean_over_flips_and_rotations(size, views):
+    """ensemble N: the mean of the student's outputs on N flips/rotations of the image, each turned back (2: with
+    the mirror image; 4: every flip; 8: every flip and rotation); a blind-spot network keeps its own (R3)."""
+    model = tiny_model("unet-half").eval()
+    image = torch.rand(1, 3, 52, 70, generator=torch.Generator().manual_seed(5)) * 255
+    expected = torch.stack([undo(denoise_tiled(model, view(image).contiguous(), tile=1000)) for view, undo in views]).mean(0)
+    single = denoise_tiled(model, image, tile=1000)
+    ensemble = denoise_tiled(model, image, tile=1000, ensemble=size)
+    torch.testing.assert_close(ensemble, expected, rtol=0, atol=1e-3)
+    assert (ensemble - single).abs().mean() > 0.1
+    teacher = tiny_model("lgbpn-s").eval()
+    assert torch.equal(denoise_tiled(teacher, image, r3=False, ensemble=size), denoise_tiled(teacher, image, r3=False))
+
+
 def test_a_student_runs_on_its_own_larger_tile_unless_told_another():
     """A student's output is the same at any tile, so it takes a larger one (less overlap); --tile still rules."""
     student, teacher = tiny_model("unet-half"), tiny_model("lgbpn-s")

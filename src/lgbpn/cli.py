@@ -14,6 +14,7 @@ from .errors import LgbpnError
 from .options import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
+    ENSEMBLE_SIZES,
     KEEP_BASE_MARGIN,
     KEEP_BASE_REGION,
     MAX_STRENGTH,
@@ -319,6 +320,9 @@ def _model_options(corrections: bool = True):
                      help="A student also runs on the halved image and takes the colour of its coarse detail from it, "
                           "against coarse colour blotches (about a quarter more network time); auto: where the "
                           "measured noise is heavy."),
+        click.option("--ensemble", type=click.Choice([str(n) for n in ENSEMBLE_SIZES]), default="1", show_default=True,
+                     help="A student's output averaged over this many flips and rotations of the image (each undone): "
+                          "that many times the network's time for a cleaner output (8: +0.1 dB on unseen cameras)."),
         click.option("--strength", type=float, default=1.0, show_default=True,
                      help=f"How strongly to denoise: 0 gives the input back, 1 the default output, up to {MAX_STRENGTH:g} "
                           "stronger (below 1 a blend with the input; above 1 a second pass over the output blended in)."),
@@ -327,7 +331,7 @@ def _model_options(corrections: bool = True):
     def decorate(command):
         @functools.wraps(command)
         def run(*args, weights, model_name, arch, preset, device, precision, tile, overlap, no_r3, seed, lowpass, blend,
-                teacher_fallback, guard, keep_base, coarse, strength, **kwargs):
+                teacher_fallback, guard, keep_base, coarse, ensemble, strength, **kwargs):
             if weights is not None and model_name is not None:
                 raise click.UsageError("give either --weights or --model, not both")
             try:
@@ -335,6 +339,7 @@ def _model_options(corrections: bool = True):
                                            overlap=overlap, blend=blend, teacher_fallback=teacher_fallback, guard=guard,
                                            keep_base=keep_base, strength=strength,
                                            coarse={"auto": "auto", "on": True, "off": False}[coarse],
+                                           ensemble=int(ensemble),
                                            **({} if lowpass else {"lowpass_sigma": None}))
             except OptionError as exc:
                 raise click.BadParameter(exc.problem, param_hint=f"--{exc.option}") from None

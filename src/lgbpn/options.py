@@ -45,6 +45,8 @@ DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hip", "meta", "ipu", "opengl", "op
 # R3 (nn/r3.py): refine passes, and the share of pixels each gives back to the noisy input (AP-BSN's values).
 R3_PASSES = 8
 R3_PROB = 0.16
+# A student's self-ensemble (tiling.py): its output averaged over this many of the image's flips and rotations.
+ENSEMBLE_SIZES = (1, 2, 4, 8)
 # Sigma of the low-frequency correction's Gaussian (nn/lowpass.py).
 DEFAULT_LOWPASS_SIGMA = 8.0
 
@@ -84,6 +86,9 @@ class InferenceOptions:
     # An ordinary network (a student) also runs on the halved image against coarse colour noise (coarse.py):
     # True, False, or "auto": where the measured noise is heavy.
     coarse: bool | str = "auto"
+    # An ordinary network's output averaged over 1, 2, 4 or 8 flips and rotations of the image (each undone): about
+    # that many times the network's time, for a cleaner output. Blind-spot networks have R3 instead.
+    ensemble: int = 1
 
     def __post_init__(self):
         for name in ("r3", "teacher_fallback", "guard", "keep_base"):
@@ -94,6 +99,8 @@ class InferenceOptions:
                 continue
             _check(name, value, isinstance(value, Integral) and not isinstance(value, bool), "must be an integer")
             _check(name, value, value >= least, "must be positive" if least else "must be >= 0")
+        _check("ensemble", self.ensemble, self.ensemble in ENSEMBLE_SIZES and not isinstance(self.ensemble, bool),
+               f"must be one of {', '.join(map(str, ENSEMBLE_SIZES))}")
         _check("seed", self.seed, self.seed < 2**64, "must be below 2**64")  # R3 masks hash it as uint64
         _check("strength", self.strength, _real(self.strength) and 0 <= self.strength <= MAX_STRENGTH,
                f"must be from 0 (the input) to {MAX_STRENGTH:g}")
@@ -130,6 +137,8 @@ class InferenceOptions:
             parts.append("no output corrections")
         if not blind_spot and self.coarse:
             parts.append(self.describe_coarse())
+        if not blind_spot and self.ensemble > 1:
+            parts.append(f"self-ensemble of {self.ensemble}")
         if self.strength != 1:
             parts.append(f"strength {self.strength:g}")
         return ", ".join(parts)

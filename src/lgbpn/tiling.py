@@ -134,9 +134,24 @@ def _precision(model: nn.Module, precision: str, device: torch.device):
         handle.remove()
 
 
+# The eight flips and rotations of an image, each with its inverse: the first four keep a window's shape (one set of
+# oneDNN kernels); the others transpose it.
+DIHEDRAL = (
+    (lambda t: t, lambda t: t),
+    (lambda t: t.flip(-1), lambda t: t.flip(-1)),
+    (lambda t: t.flip(-2), lambda t: t.flip(-2)),
+    (lambda t: t.flip(-2, -1), lambda t: t.flip(-2, -1)),
+    (lambda t: t.transpose(-2, -1), lambda t: t.transpose(-2, -1)),
+    (lambda t: t.rot90(1, (-2, -1)), lambda t: t.rot90(-1, (-2, -1))),
+    (lambda t: t.rot90(-1, (-2, -1)), lambda t: t.rot90(1, (-2, -1))),
+    (lambda t: t.flip(-2, -1).transpose(-2, -1), lambda t: t.flip(-2, -1).transpose(-2, -1)),
+)
+
+
 def denoise_window(model, window, origin, options: InferenceOptions) -> torch.Tensor:
     """The network's output on one (B, C, h, w) window at `origin` (its top-left in the image), with R3 if
-    `options` ask for it; run within `running`."""
+    `options` ask for it (a blind-spot network), or as the mean of `options.ensemble` flips and rotations of the
+    window (an ordinary one); run within `running`."""
     h, w = window.shape[-2:]
     smallest = model.min_size()
     # Too small for the network's reflect pads: mirror the window up to size and crop back.
@@ -145,4 +160,10 @@ def denoise_window(model, window, origin, options: InferenceOptions) -> torch.Te
     shape = (grown.shape[0], grown.shape[1], *padded_shape)
     masks = r3_masks(shape, options.passes, options.prob, options.seed, origin) if options.r3 and model.blind_spot else None
     pass_batch = max(1, pixels_per_call(model) // (shape[0] * shape[2] * shape[3]))
-    return denoise_r3(model, grown, masks, pass_batch)[..., :h, :w]
+    if model.blind_spot or options.ensemble == 1:
+        return denoise_r3(model, grown, masks, pass_batch)[..., :h, :w]
+    total = None
+    for transform, undo in DIHEDRAL[: options.ensemble]:
+        out = undo(denoise_r3(model, transform(grown).contiguous(), None))
+        total = out if total is None else total.add_(out)
+    return total.div_(options.ensemble)[..., :h, :w]
