@@ -80,6 +80,31 @@ def test_sharpened_targets_add_a_share_of_the_students_second_pass_and_key_on_th
         TargetCache(tmp_path, teacher, [TeacherSetting("sidd")], sharpen=0.5)
 
 
+def test_sharpening_by_the_students_self_ensemble_keys_on_it(tmp_path):
+    """sharpen_ensemble N: the second pass is the student's self-ensemble, cached apart from the single pass's."""
+    from lgbpn import Denoiser
+    from lgbpn.train.config import make_config
+    from lgbpn.train.distill import _sharpening_student
+
+    from .helpers import tiny_weights
+
+    teacher, image = tiny_model("lgbpn-s"), noisy_image(40, 44)
+    weights = tiny_weights(tmp_path / "student.safetensors", "unet-half")
+    config = make_config(None, arch="unet-half", sharpen=0.5, sharpen_ensemble=8)
+    student = _sharpening_student(config, weights)
+    assert student.options.ensemble == 8
+    single = Denoiser(student.model, student.options.replace(ensemble=1))
+    plain = TargetCache(tmp_path, teacher, [TeacherSetting("sidd")]).targets(image)[0]
+    by_one = TargetCache(tmp_path, teacher, [TeacherSetting("sidd")], sharpen=0.5, student=single)
+    by_eight = TargetCache(tmp_path, teacher, [TeacherSetting("sidd")], sharpen=0.5, student=student)
+    setting = TeacherSetting("sidd")
+    assert by_eight.path(setting, image, sharpened=True) != by_one.path(setting, image, sharpened=True)
+    second = student.denoise_pixels(plain / 255.0) * 255.0
+    stored_range = (0, np.iinfo(np.uint16).max / FIXED_POINT)
+    np.testing.assert_allclose(by_eight.targets(image)[0], np.clip(plain + 0.5 * (second - plain), *stored_range), atol=1 / 256)
+    assert np.abs(by_eight.targets(image)[0] - by_one.targets(image)[0]).mean() > 0.01
+
+
 def test_target_cache_moves_the_teacher_and_the_sharpening_student_to_the_training_device(tmp_path):
     from lgbpn import Denoiser
 

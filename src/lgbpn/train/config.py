@@ -76,6 +76,8 @@ class TrainConfig:
     # Each teacher target T becomes T + sharpen (student(T) - T), the --init student's own second pass
     # (train/distill.py): a fine-tune that learns in one pass what two give (0 = the teacher's targets).
     sharpen: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # That second pass as the student's self-ensemble of this many flips and rotations (InferenceOptions.ensemble).
+    sharpen_ensemble: Literal[1, 2, 4, 8] = 1
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -9,7 +9,8 @@ setting or image never meets an old target.
 With `sharpen` s (a fine-tune's setting), each target T becomes T + s (student(T) - T), where student is the
 student the run starts from (its network with its coarse pass): its own second pass, as `--strength 1 + s`
 gives at twice the time. A student under-denoises, and learns in one pass what two give (docs/training.md,
-"The student under-denoises"). Sharpened targets are cached beside the teacher's, keyed on the student too.
+"The student under-denoises"). `sharpen_ensemble` N makes that pass the student's self-ensemble of N flips and
+rotations. Sharpened targets are cached beside the teacher's, keyed on the student (and its ensemble) too.
 """
 
 import dataclasses
@@ -108,6 +109,8 @@ class TargetCache:
         parts = [TARGETS_VERSION, self.teacher_id, str(setting), str(self.seed), str(noisy.shape), str(noisy.dtype)]
         if sharpened:
             parts += ["sharpen", self.student_id, repr(self.sharpen)]
+            if self.student.options.ensemble > 1:  # (targets cached before the ensemble keep their keys)
+                parts.append(f"ensemble {self.student.options.ensemble}")
         for part in parts:
             key.update(part.encode() + b"\0")
         key.update(np.ascontiguousarray(noisy).tobytes())
@@ -236,7 +239,7 @@ def _sharpening_student(config, init: str | Path | None):
     from ..denoiser import Denoiser, weights_path
 
     student = Denoiser.from_weights(weights_path(str(init)), guard=False, coarse=True, teacher_fallback=False,
-                                    keep_base=False, precision="fp32")
+                                    keep_base=False, precision="fp32", ensemble=config.sharpen_ensemble)
     if student.model.blind_spot:
         raise ConfigError(f"sharpen: --init {init} is a blind-spot network; the targets are sharpened by a student's second pass")
     return student
