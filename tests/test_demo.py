@@ -54,6 +54,8 @@ def test_a_student_is_described_by_its_architecture_and_guard_never_r3():
     assert student.describe() == ("unet-half, a distilled student (corrections learnt), coarse pass where the noise is "
                                   "heavy, guard on")
     assert Denoiser.from_pretrained("lgbpn-fast", guard=False, r3=True, coarse=False).describe().endswith("learnt), guard off")
+    assert Denoiser.from_pretrained("lgbpn-fast", ensemble=8, strength=1.5).describe().endswith(
+        "guard on, self-ensemble of 8, strength 1.5")
     # A student distilled from uncorrected targets gets our corrections, still without R3.
     plain = Denoiser(tiny_model("unet-half"), blend=False, coarse=True).describe()
     assert plain == f"unet-half, low-frequency correction (sigma {DEFAULT_SIGMA:g}), coarse pass"

@@ -90,8 +90,11 @@ class Denoiser:
         output corrections (a student that learnt the corrections is not given them again)."""
         model = self.model
         if model.corrections_learnt:
-            parts = [model.arch_name, "a distilled student (corrections learnt)", self.options.describe_coarse(),
-                     f"guard {'on' if self.options.guard else 'off'}"]
+            options = self.options
+            parts = [model.arch_name, "a distilled student (corrections learnt)", options.describe_coarse(),
+                     f"guard {'on' if options.guard else 'off'}",
+                     f"self-ensemble of {options.ensemble}" if options.ensemble > 1 else "",
+                     f"strength {options.strength:g}" if options.strength != 1 else ""]
             return ", ".join(part for part in parts if part)
         preset = f"preset {self.options.preset}, " if model.presets else ""
         return f"{model.arch_name}, {preset}{self.options.describe(model.blind_spot)}"
