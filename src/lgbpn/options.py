@@ -2,7 +2,8 @@
 
 `Denoiser`, `tiling.denoise_tiled`, the command line and benchmarks/quality.py all take an
 `InferenceOptions`; a wrong value is refused when the options are made, naming the option.
-Importing this module does not import torch (the command line reads its defaults for --help).
+Neither importing this module nor making options imports torch: the command line reads its defaults for --help,
+and checks the options before the first photo's decode, which then overlaps torch's import.
 """
 
 import dataclasses
