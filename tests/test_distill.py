@@ -105,6 +105,36 @@ def test_sharpening_by_the_students_self_ensemble_keys_on_it(tmp_path):
     assert np.abs(by_eight.targets(image)[0] - by_one.targets(image)[0]).mean() > 0.01
 
 
+def test_ensemble_targets_are_the_init_students_self_ensemble_on_the_noisy_image(tmp_path, monkeypatch):
+    """ensemble_targets N (self-distillation): one target per image, the --init student's self-ensemble of N on the
+    noisy image itself; the teacher does not run; cached; refused without --init or with sharpen."""
+    from lgbpn.train.config import make_config
+    from lgbpn.train.distill import _sharpening_student
+
+    from .helpers import tiny_weights
+
+    teacher, image = tiny_model("lgbpn-s"), noisy_image(40, 44)
+    student = _sharpening_student(make_config(None, arch="unet-half", ensemble_targets=8),
+                                  tiny_weights(tmp_path / "student.safetensors", "unet-half"))
+    assert student.options.ensemble == 8
+    settings = [TeacherSetting("sidd"), TeacherSetting("dnd")]
+    cache = TargetCache(tmp_path / "targets", teacher, settings, student=student, student_targets=True)
+    monkeypatch.setattr(TargetCache, "_run_teacher", lambda *a: pytest.fail("the teacher ran"))
+    targets = cache.targets(image)
+    expected = student.denoise_pixels(image / 255.0) * 255.0
+    stored_range = (0, np.iinfo(np.uint16).max / FIXED_POINT)
+    assert targets.shape == (1, 40, 44, 3)
+    np.testing.assert_allclose(targets[0], np.clip(expected, *stored_range), atol=1 / 256)
+    monkeypatch.setattr(student, "denoise_pixels", lambda *a: pytest.fail("made a cached target again"))
+    np.testing.assert_array_equal(cache.targets(image), targets)
+    with pytest.raises(ConfigError, match="ensemble_targets.*--init"):
+        TargetCache(tmp_path, teacher, settings, student_targets=True)
+    with pytest.raises(ConfigError, match="ensemble_targets"):
+        TargetCache(tmp_path, teacher, settings, sharpen=0.5, student=student, student_targets=True)
+    with pytest.raises(ConfigError, match="ensemble_targets"):
+        make_config(None, ensemble_targets=1)
+
+
 def test_target_cache_moves_the_teacher_and_the_sharpening_student_to_the_training_device(tmp_path):
     from lgbpn import Denoiser
 

@@ -78,6 +78,9 @@ class TrainConfig:
     sharpen: Annotated[float, Field(ge=0, le=1)] = 0.0
     # That second pass as the student's self-ensemble of this many flips and rotations (InferenceOptions.ensemble).
     sharpen_ensemble: Literal[1, 2, 4, 8] = 1
+    # Self-distillation: the targets are the --init student's self-ensemble of this many flips and rotations on the
+    # noisy image itself, instead of the teacher's (train/distill.py; 0: the teacher's).
+    ensemble_targets: Literal[0, 2, 4, 8] = 0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -11,6 +11,10 @@ student the run starts from (its network with its coarse pass): its own second p
 gives at twice the time. A student under-denoises, and learns in one pass what two give (docs/training.md,
 "The student under-denoises"). `sharpen_ensemble` N makes that pass the student's self-ensemble of N flips and
 rotations. Sharpened targets are cached beside the teacher's, keyed on the student (and its ensemble) too.
+
+With `ensemble_targets` N (self-distillation), the one target of each image is instead the starting student's
+self-ensemble of N flips and rotations on the noisy image itself (InferenceOptions.ensemble): the student learns in
+one pass what averaging its flips and rotations gives (docs/training.md, "Self-distillation").
 """
 
 import dataclasses
@@ -80,16 +84,18 @@ class TargetCache:
     """Teacher outputs for each (setting, sample), on disk under `root`."""
 
     def __init__(self, root: Path, teacher: nn.Module, settings: list[TeacherSetting], seed: int = 0,
-                 sharpen: float = 0.0, student=None):
+                 sharpen: float = 0.0, student=None, student_targets: bool = False):
         if not settings:
             raise ConfigError("distillation needs at least one teacher setting")
-        if sharpen and student is None:
-            raise ConfigError("sharpen: the targets are sharpened by the student the run starts from; give --init (again "
-                              "when resuming)")
+        if (sharpen or student_targets) and student is None:
+            raise ConfigError(f"{'sharpen' if sharpen else 'ensemble_targets'}: the targets come from the student the run "
+                              "starts from; give --init (again when resuming)")
+        if sharpen and student_targets:
+            raise ConfigError("ensemble_targets: the student's own targets are not sharpened; sharpen them in a later run")
         self.root, self.teacher, self.settings, self.seed = Path(root), teacher, settings, seed
         self.teacher_id = fingerprint(teacher)
-        self.sharpen, self.student = sharpen, student  # student: a Denoiser
-        self.student_id = fingerprint(student.model) if sharpen else None
+        self.sharpen, self.student, self.student_targets = sharpen, student, student_targets  # student: a Denoiser
+        self.student_id = fingerprint(student.model) if sharpen or student_targets else None
 
     def to(self, device: torch.device) -> "TargetCache":
         """The teacher, and the sharpening student's second pass, on the training's device (a GPU's, not the CPU's)."""
@@ -117,7 +123,10 @@ class TargetCache:
         return self.root / f"{key.hexdigest()[:24]}.npy"
 
     def targets(self, noisy: np.ndarray) -> np.ndarray:
-        """(S, H, W, C) float32 targets of one HxWxC noisy image (computed and stored if missing)."""
+        """(S, H, W, C) float32 targets of one HxWxC noisy image (computed and stored if missing): one per teacher
+        setting, or the student's own one."""
+        if self.student_targets:
+            return self._student_target(noisy)[None]
         target = self._sharpened if self.sharpen else self._target
         return np.stack([target(setting, noisy) for setting in self.settings])
 
@@ -137,6 +146,16 @@ class TargetCache:
 
     def _target(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
         return self._cached(self.path(setting, noisy), lambda: self._run_teacher(setting, noisy))
+
+    def _student_target(self, noisy: np.ndarray) -> np.ndarray:
+        key = hashlib.sha256()
+        for part in (TARGETS_VERSION, "student", self.student_id, f"ensemble {self.student.options.ensemble}",
+                     str(noisy.shape), str(noisy.dtype)):
+            key.update(part.encode() + b"\0")
+        key.update(np.ascontiguousarray(noisy).tobytes())
+        peak = 65535.0 if noisy.dtype == np.uint16 else 255.0  # a float image is 0..1 to the Denoiser
+        return self._cached(self.root / f"{key.hexdigest()[:24]}.npy",
+                            lambda: self.student.denoise_pixels(noisy.astype(np.float32) / peak) * 255.0)
 
     def _sharpened(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
         def compute() -> np.ndarray:
@@ -227,19 +246,22 @@ def run_distillation(data: list[Path], out: Path, config, adapt: int = 0, **trai
             adapt_teacher(load_teacher(config.teacher), data, config, adapt, adapted)
         config = dataclasses.replace(config, teacher=str(adapted))
     cache = TargetCache(out / "targets", load_teacher(config.teacher), [TeacherSetting.parse(s) for s in config.teacher_settings],
-                        config.seed, config.sharpen, _sharpening_student(config, train_args.get("init")))
+                        config.seed, config.sharpen, _sharpening_student(config, train_args.get("init")),
+                        student_targets=bool(config.ensemble_targets))
     return train(data, out, config, targets=cache, **train_args)
 
 
 def _sharpening_student(config, init: str | Path | None):
-    """The Denoiser whose second pass sharpens the targets (the run's --init student), or None (TargetCache
-    refuses sharpen without one)."""
-    if not config.sharpen or init is None:
+    """The Denoiser whose second pass sharpens the targets, or whose self-ensemble makes them (`ensemble_targets`):
+    the run's --init student; or None (TargetCache refuses sharpen and ensemble_targets without one)."""
+    if not (config.sharpen or config.ensemble_targets) or init is None:
         return None
     from ..denoiser import Denoiser, weights_path
 
     student = Denoiser.from_weights(weights_path(str(init)), guard=False, coarse=True, teacher_fallback=False,
-                                    keep_base=False, precision="fp32", ensemble=config.sharpen_ensemble)
+                                    keep_base=False, precision="fp32",
+                                    ensemble=config.ensemble_targets or config.sharpen_ensemble)
     if student.model.blind_spot:
-        raise ConfigError(f"sharpen: --init {init} is a blind-spot network; the targets are sharpened by a student's second pass")
+        setting = "sharpen" if config.sharpen else "ensemble_targets"
+        raise ConfigError(f"{setting}: --init {init} is a blind-spot network; the targets come from a student")
     return student
