@@ -135,7 +135,8 @@ class TargetCache:
         returns the noise sigma of the noisiest image (the student's range, see noise.py), counting
         each image with the heaviest extra noise if the student's crops get some."""
         noisiest = 0.0
-        for sample in tqdm(samples, desc="teacher targets", unit="image", disable=not progress):
+        desc = "student targets" if self.student_targets else "teacher targets"
+        for sample in tqdm(samples, desc=desc, unit="image", disable=not progress):
             noisy = sample.noisy()
             self.targets(noisy)
             image = to_model_scale(noisy if noisy.ndim == 3 else noisy[..., None])
