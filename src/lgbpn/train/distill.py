@@ -111,12 +111,16 @@ class TargetCache:
 
     def path(self, setting: TeacherSetting, noisy: np.ndarray, sharpened: bool = False) -> Path:
         """The cache file of the teacher's target (or, `sharpened`, of the sharpened one)."""
-        key = hashlib.sha256()
         parts = [TARGETS_VERSION, self.teacher_id, str(setting), str(self.seed), str(noisy.shape), str(noisy.dtype)]
         if sharpened:
             parts += ["sharpen", self.student_id, repr(self.sharpen)]
             if self.student.options.ensemble > 1:  # (targets cached before the ensemble keep their keys)
                 parts.append(f"ensemble {self.student.options.ensemble}")
+        return self._cache_file(parts, noisy)
+
+    def _cache_file(self, parts: list[str], noisy: np.ndarray) -> Path:
+        """The file named by a hash of `parts` and the image's pixels."""
+        key = hashlib.sha256()
         for part in parts:
             key.update(part.encode() + b"\0")
         key.update(np.ascontiguousarray(noisy).tobytes())
@@ -149,13 +153,10 @@ class TargetCache:
         return self._cached(self.path(setting, noisy), lambda: self._run_teacher(setting, noisy))
 
     def _student_target(self, noisy: np.ndarray) -> np.ndarray:
-        key = hashlib.sha256()
-        for part in (TARGETS_VERSION, "student", self.student_id, f"ensemble {self.student.options.ensemble}",
-                     str(noisy.shape), str(noisy.dtype)):
-            key.update(part.encode() + b"\0")
-        key.update(np.ascontiguousarray(noisy).tobytes())
+        parts = [TARGETS_VERSION, "student", self.student_id, f"ensemble {self.student.options.ensemble}",
+                 str(noisy.shape), str(noisy.dtype)]
         peak = 65535.0 if noisy.dtype == np.uint16 else 255.0  # a float image is 0..1 to the Denoiser
-        return self._cached(self.root / f"{key.hexdigest()[:24]}.npy",
+        return self._cached(self._cache_file(parts, noisy),
                             lambda: self.student.denoise_pixels(noisy.astype(np.float32) / peak) * 255.0)
 
     def _sharpened(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
