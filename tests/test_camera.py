@@ -105,6 +105,26 @@ def test_zero_noise_gives_the_target_up_to_8_bits_and_jpeg():
     assert psnr(noisy, clean * 255) > 38
 
 
+def test_the_scene_target_keeps_what_the_mosaic_loses_and_the_noisy_image_is_the_same():
+    """With a pipeline that leaves colours as they are, the scene target is the photo itself, while the capture
+    target is demosaicked (softer); the noisy image does not depend on which target is asked for."""
+    image = photo()
+    identity = plain(sample_camera(np.random.default_rng(1)).noiseless(), tone="srgb", rgb_to_cam=np.eye(3),
+                     gains=(1.0, 1.0, 1.0))
+    _, capture = simulate(image, np.random.default_rng(0), identity)
+    _, scene = simulate(image, np.random.default_rng(0), identity, scene_target=True)
+    assert scene.shape == capture.shape and scene.dtype == np.float32
+    np.testing.assert_allclose(scene, image, atol=2e-5)
+    assert psnr(capture * 255, image * 255) < 40  # the mosaic lost detail that demosaicking does not give back
+    for seed in range(3):  # any camera: the same noisy image, and the two targets agree but for fine detail
+        noisy, capture = simulate(image, np.random.default_rng(seed))
+        noisy_too, scene = simulate(image, np.random.default_rng(seed), scene_target=True)
+        np.testing.assert_array_equal(noisy, noisy_too)
+        assert psnr(capture * 255, scene * 255) > 25
+        detail = lambda a: np.abs(np.diff(a, axis=0)).mean() + np.abs(np.diff(a, axis=1)).mean()  # noqa: E731
+        assert detail(scene) > detail(capture)
+
+
 def test_noise_grows_with_iso():
     image = photo()
     stds = []

@@ -295,6 +295,24 @@ def test_simulated_pairs_are_clean_photos_with_camera_noise_and_their_noiseless_
     assert len([w for w in caught if "broken.png" in str(w.message)]) == 1
 
 
+def test_scene_targets_give_that_share_of_the_simulated_pairs_the_scene_as_target(tmp_path):
+    from .helpers import png
+
+    png(tmp_path / "photo.png", noisy_image(80, 90))
+    real = [Sample("a", lambda: noisy_image(64, 64), None)]
+    crops = {share: NoisyCrops(real, crop=32, seed=1, targets=_NoisyAsTarget(), simulated=1.0,
+                               clean_photos=[tmp_path / "photo.png"], scene_targets=share) for share in (1e-9, 0.5, 1.0)}
+    scene_like = []
+    for k in range(24):
+        noisy = [crops[share][k][0] for share in crops]
+        assert torch.equal(noisy[0], noisy[1]) and torch.equal(noisy[0], noisy[2])  # the same capture, noise and all
+        captured, scene = crops[1e-9][k][1][0], crops[1.0][k][1][0]
+        assert not torch.equal(captured, scene)
+        half = crops[0.5][k][1][0]
+        scene_like.append(bool((half - scene).abs().max() < (half - captured).abs().max()))
+    assert 6 <= sum(scene_like) <= 18  # about half
+
+
 def test_simulated_pairs_come_from_the_clean_folders_less_excluded_names_else_the_corpus(tmp_path, monkeypatch, caplog):
     from lgbpn.train import trainer
     from lgbpn.train.trainer import collect_clean_photos

@@ -209,12 +209,12 @@ def demosaic_malvar(mosaic: np.ndarray, cfa: np.ndarray) -> np.ndarray:
 
 
 def unprocess(srgb: np.ndarray, camera: Camera) -> np.ndarray:
-    """(H, W, 3) display 0..1 -> (H, W) linear raw mosaic 0..1, the sensor's white at 1."""
+    """(H, W, 3) display 0..1 -> (H, W, 3) linear camera RGB 0..1 (the scene as the sensor's three colours
+    see it at every photosite, the sensor's white at 1)."""
     camera_rgb = tone_inverse(srgb, camera) @ camera.rgb_to_cam.T.astype(np.float32)
     # Saturated colours fall below black in the camera's space: kept there, as a sensor's values below
     # black are (so the noiseless pipeline gives the photo back); white clips, as the sensor saturates.
-    camera_rgb = np.minimum(camera_rgb / np.asarray(camera.gains, np.float32), 1)
-    return (camera_rgb * bayer_masks(*srgb.shape[:2], camera.phase)).sum(axis=-1, dtype=np.float32)
+    return np.minimum(camera_rgb / np.asarray(camera.gains, np.float32), 1)
 
 
 def sensor_noise(raw: np.ndarray, camera: Camera, rng: np.random.Generator) -> np.ndarray:
@@ -276,7 +276,11 @@ def _bilateral(planes: np.ndarray, spatial: float, tonal: float, radius: int = 2
 def process(raws: np.ndarray, camera: Camera) -> np.ndarray:
     """(N, H, W) linear raw mosaics -> (N, H, W, 3) display 0..1 through the camera's forward pipeline."""
     cfa = bayer_masks(*raws.shape[-2:], camera.phase)
-    rgb = (demosaic_malvar if camera.demosaic == "malvar" else demosaic_bilinear)(raws, cfa)
+    return finish((demosaic_malvar if camera.demosaic == "malvar" else demosaic_bilinear)(raws, cfa), camera)
+
+
+def finish(rgb: np.ndarray, camera: Camera) -> np.ndarray:
+    """(N, H, W, 3) linear camera RGB -> display 0..1: the forward pipeline after demosaicking."""
     rgb = rgb * np.asarray(camera.gains, np.float32)
     rgb = rgb @ np.linalg.inv(camera.rgb_to_cam).T.astype(np.float32)
     display = tone_forward(rgb, camera).astype(np.float32)
@@ -306,14 +310,23 @@ def _jpeg(image: np.ndarray, quality: int, subsampling: str) -> np.ndarray:
     return np.asarray(PILImage.open(buffer).convert("RGB"))
 
 
-def simulate(clean: np.ndarray, rng: np.random.Generator, camera: Camera | None = None) -> tuple[np.ndarray, np.ndarray]:
+def simulate(clean: np.ndarray, rng: np.random.Generator, camera: Camera | None = None,
+             scene_target: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Float (H, W, 3) clean sRGB photo in 0..1 -> (noisy uint8 (H, W, 3) as the camera would save it,
-    clean target float32 (H, W, 3) in 0..1: the same capture without noise, nor JPEG)."""
+    clean target float32 (H, W, 3) in 0..1: the same capture without noise, nor JPEG).
+
+    The target is demosaicked as the noisy image is, as the references of real noisy photos are (means of
+    many captures through the camera's pipeline). With `scene_target`, it is the scene instead: every
+    colour at every pixel, the forward pipeline run without the mosaic, so that the detail the mosaic
+    loses is to be given back too."""
     if clean.ndim != 3 or clean.shape[-1] != 3:
         raise ValueError(f"simulate needs an (H, W, 3) RGB image, got shape {clean.shape}")
     camera = sample_camera(rng) if camera is None else camera
-    raw = unprocess(np.clip(clean, 0, 1).astype(np.float32), camera)
+    scene = unprocess(np.clip(clean, 0, 1).astype(np.float32), camera)
+    raw = (scene * bayer_masks(*clean.shape[:2], camera.phase)).sum(axis=-1, dtype=np.float32)
     noisy, target = process(np.stack([sensor_noise(raw, camera, rng), raw]), camera)
+    if scene_target:
+        target = finish(scene[None], camera)[0]
     noisy = _to_uint8(noisy)
     if camera.jpeg_quality is not None:
         noisy = _jpeg(noisy, camera.jpeg_quality, camera.subsampling)

@@ -52,18 +52,20 @@ class NoisyCrops(Dataset):
     With `simulated` > 0 (and targets), that share of the items are instead clean photos (`clean_photos`,
     image files) given a simulated camera's noise (data/camera.py), each target the same capture without
     the noise: the noise of cameras, ISOs and in-camera pipelines that the training photos do not hold,
-    learnt with exact targets.
+    learnt with exact targets. With `scene_targets` > 0, that share of the simulated pairs have as target
+    the scene before the sensor's mosaic instead of the demosaicked capture (camera.simulate).
     """
 
     def __init__(self, samples: list[Sample], crop: int, seed: int = 0, targets=None, extra_noise: float = 0.0,
-                 extra_pattern: float = 0.0, simulated: float = 0.0, clean_photos: list[Path] = ()):
+                 extra_pattern: float = 0.0, simulated: float = 0.0, clean_photos: list[Path] = (),
+                 scene_targets: float = 0.0):
         if not samples:
             raise ValueError("no training images")
         if simulated and (targets is None or not clean_photos):
             raise ValueError("simulated pairs need clean photos and a distillation's targets")
         self.samples, self.crop, self.seed, self.targets = samples, crop, seed, targets
         self.extra_noise, self.extra_pattern = extra_noise, extra_pattern
-        self.simulated, self.clean_photos = simulated, list(clean_photos)
+        self.simulated, self.clean_photos, self.scene_targets = simulated, list(clean_photos), scene_targets
         self._cache: OrderedDict[object, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._warned: set[int] = set()
         self._unreadable: set[int] = set()
@@ -133,7 +135,8 @@ class NoisyCrops(Dataset):
             photo = None if j in self._unreadable else self._clean_photo(j)
         size = self.crop + 2 * SIMULATION_MARGIN
         patch = random_cut(rng, *photo.shape[:2], size)(photo)
-        noisy, clean = simulate(to_model_scale(patch) / np.float32(255), rng)
+        scene = bool(self.scene_targets) and rng.random() < self.scene_targets  # no draw at 0: old runs' crops stay
+        noisy, clean = simulate(to_model_scale(patch) / np.float32(255), rng, scene_target=scene)
         inner = slice(SIMULATION_MARGIN, SIMULATION_MARGIN + self.crop)
         noisy, clean = to_model_scale(noisy[inner, inner]), clean[inner, inner] * np.float32(255)
         settings = len(self._image(0)[1])  # one target per teacher setting, as the real crops have

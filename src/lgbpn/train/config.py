@@ -73,6 +73,9 @@ class TrainConfig:
     # `exclude` applies) given a simulated camera's noise, their target the noiseless capture (data/camera.py).
     simulated: Annotated[float, Field(ge=0, le=1)] = 0.0
     clean_data: list[str] = field(default_factory=list)
+    # Share of those pairs whose target is the scene before the sensor's mosaic (every colour at every pixel)
+    # rather than the capture demosaicked as real references are: the detail the mosaic loses is given back too.
+    scene_targets: Annotated[float, Field(ge=0, le=1)] = 0.0
     # Each teacher target T becomes T + sharpen (student(T) - T), the --init student's own second pass
     # (train/distill.py): a fine-tune that learns in one pass what two give (0 = the teacher's targets).
     sharpen: Annotated[float, Field(ge=0, le=1)] = 0.0

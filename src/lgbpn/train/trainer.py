@@ -390,7 +390,7 @@ def train(
     if end <= start:
         raise ConfigError(f"{out}: the run is at step {start}; nothing to do up to step {end}")
     crops = NoisyCrops(samples, config.crop, config.seed, targets, config.extra_noise if targets is not None else 0.0,
-                       config.extra_pattern, config.simulated if clean_photos else 0.0, clean_photos)
+                       config.extra_pattern, config.simulated if clean_photos else 0.0, clean_photos, config.scene_targets)
     loader = DataLoader(
         crops,
         batch_size=config.batch // world,
