@@ -56,12 +56,14 @@ def classical(name: str):
 
 
 def ours(spec: str, noisy_paths: list[Path]):
-    """`model[+r3][+adapt][+noblend|+lightblend][+nolowpass][+raw][+PRESET][+nofallback][+noguard][+nocoarse|+coarse][+ensN]`: a
-    shipped model or a weights file, with R3 and/or adaptation on the subset's noisy images, without the Wiener blend or
-    with it only where the measured noise is light, without the low-frequency correction (`raw`: neither, nor a
-    student's guard: the network's own output), with a fixed test-time preset (default: auto), a student
-    without its teacher on noise beyond its range, or without its guard; a student's coarse pass (lgbpn.coarse) runs
-    where the noise is heavy unless `nocoarse` (or `raw`), everywhere with `coarse`; `ensN`: a student's self-ensemble of N."""
+    """`model[+r3][+adapt][+noblend|+lightblend][+nolowpass][+raw][+PRESET][+nofallback][+noguard]
+    [+nocoarse|+coarse|+coarseauto][+ensN]`: a shipped model or a weights file, with R3 and/or adaptation on the
+    subset's noisy images, without the Wiener blend or with it only where the measured noise is light, without the
+    low-frequency correction (`raw`: neither, nor a student's guard: the network's own output), with a fixed
+    test-time preset (default: auto), a student without its teacher on noise beyond its range, or without its guard;
+    a student's coarse pass (lgbpn.coarse) runs everywhere with `coarse`, where the noise is heavy with `coarseauto`
+    (the default until 2026-12-04: rows measured before then without a coarse flag had it), else as
+    InferenceOptions' default (off); `ensN`: a student's self-ensemble of N."""
     model, *flags = spec.split("+")
     raw = "raw" in flags
     preset = next((f for f in flags if f in PRESET_CHOICES), "auto")
@@ -70,7 +72,7 @@ def ours(spec: str, noisy_paths: list[Path]):
     options = InferenceOptions(r3="r3" in flags, blend=blend, preset=preset,
                                lowpass_sigma=None if "nolowpass" in flags or raw else DEFAULT_SIGMA,
                                teacher_fallback="nofallback" not in flags, guard="noguard" not in flags and not raw,
-                               coarse=True if "coarse" in flags else "auto" if "nocoarse" not in flags and not raw else False,
+                               coarse=True if "coarse" in flags else "auto" if "coarseauto" in flags else False,
                                ensemble=ensemble)
     if model.endswith((".safetensors", ".pth")):
         denoiser = Denoiser.from_weights(model, options=options)

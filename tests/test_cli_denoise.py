@@ -54,17 +54,18 @@ def test_the_students_guard_is_on_by_default_and_can_be_turned_off(tmp_path, mon
     assert not np.array_equal(outputs["--no-guard"], noisy_scene(8, 48))
 
 
-def test_the_coarse_pass_runs_on_heavy_noise_by_default_and_can_be_set(tmp_path):
+def test_the_coarse_pass_is_off_by_default_and_auto_runs_it_on_heavy_noise(tmp_path):
     src = tmp_path / "photo.png"
     PILImage.fromarray(noisy_scene(14, 96)).save(src)
     outputs = {}
-    for flags in ([], ["--coarse", "on"], ["--coarse", "off"]):
+    for flags in ([], ["--coarse", "on"], ["--coarse", "off"], ["--coarse", "auto"]):
         out = tmp_path / f"out{len(outputs)}.png"
         result = run("denoise", src, "-o", out, "--model", "fast", *flags)
         assert result.exit_code == 0, result.output
         outputs[" ".join(flags)] = read_image(out).pixels
-    assert np.array_equal(outputs[""], outputs["--coarse on"])
-    assert not np.array_equal(outputs["--coarse off"], outputs[""])
+    assert np.array_equal(outputs[""], outputs["--coarse off"])
+    assert np.array_equal(outputs["--coarse auto"], outputs["--coarse on"])  # heavy noise (sigma 14)
+    assert not np.array_equal(outputs["--coarse on"], outputs[""])
 
 
 def test_ensemble_flag_averages_a_students_flips_and_rotations(tmp_path):

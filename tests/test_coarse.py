@@ -58,8 +58,9 @@ def test_the_coarse_pass_removes_colour_blotches_the_full_scale_pass_keeps():
 
 
 def test_auto_runs_on_heavy_noise_and_ordinary_networks_only():
-    student = smoothing_student()
+    student = smoothing_student(coarse="auto")
     heavy, light = (measure_noise(torch.from_numpy(noisy_scene(sigma, 96)).permute(2, 0, 1).float()) for sigma in (12, 2))
     assert student._coarse_pass(heavy) and not student._coarse_pass(light)
+    assert not smoothing_student()._coarse_pass(heavy)  # off unless asked
     assert smoothing_student(coarse=True)._coarse_pass(light) and not smoothing_student(coarse=False)._coarse_pass(heavy)
     assert not Denoiser(tiny_model("lgbpn-s"), coarse=True)._coarse_pass(heavy)  # blind-spot: never

@@ -51,8 +51,9 @@ def test_panels_crops_and_labels():
 
 def test_a_student_is_described_by_its_architecture_and_guard_never_r3():
     student = Denoiser.from_pretrained("lgbpn-fast")
-    assert student.describe() == ("unet-half, a distilled student (corrections learnt), coarse pass where the noise is "
-                                  "heavy, guard on")
+    assert student.describe() == "unet-half, a distilled student (corrections learnt), guard on"
+    assert Denoiser.from_pretrained("lgbpn-fast", coarse="auto").describe() == (
+        "unet-half, a distilled student (corrections learnt), coarse pass where the noise is heavy, guard on")
     assert Denoiser.from_pretrained("lgbpn-fast", guard=False, r3=True, coarse=False).describe().endswith("learnt), guard off")
     assert Denoiser.from_pretrained("lgbpn-fast", ensemble=8, strength=1.5).describe().endswith(
         "guard on, self-ensemble of 8, strength 1.5")
@@ -75,6 +76,5 @@ def test_the_demo_says_what_ran(tmp_path):
     result = run_cli("demo", "-o", tmp_path, "--no-guard")
     assert result.exit_code == 0, result.output
     line = next(line for line in result.stderr.splitlines() if line.startswith("model: "))
-    assert line.startswith("model: lgbpn-fast: unet-half, a distilled student (corrections learnt), coarse pass where the "
-                           "noise is heavy, guard off; ")
+    assert line.startswith("model: lgbpn-fast: unet-half, a distilled student (corrections learnt), guard off; ")
     assert "R3" not in line and (tmp_path / "comparison.png").exists()

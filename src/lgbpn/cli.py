@@ -315,11 +315,11 @@ def _model_options(corrections: bool = True):
         click.option("--guard/--no-guard", default=corrections,
                      help=f"A distilled student gives the input back where it removed far more than noise, structure "
                           f"it erased (default: {default}); --no-guard keeps the student's own output."),
-        click.option("--coarse", type=click.Choice(["auto", "on", "off"]), default="auto" if corrections else "off",
+        click.option("--coarse", type=click.Choice(["auto", "on", "off"]), default="off",
                      show_default=True,
                      help="A student also runs on the halved image and takes the colour of its coarse detail from it, "
                           "against coarse colour blotches (about a quarter more network time); auto: where the "
-                          "measured noise is heavy."),
+                          "measured noise is heavy. The shipped student no longer needs it."),
         click.option("--ensemble", type=click.Choice([str(n) for n in ENSEMBLE_SIZES]), default="1", show_default=True,
                      help="A student's output averaged over this many flips and rotations of the image (each undone): "
                           "that many times the network's time for a cleaner output (8: +0.1 dB on unseen cameras)."),

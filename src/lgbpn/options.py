@@ -85,8 +85,9 @@ class InferenceOptions:
     # 0: the input; 1: the output above; up to MAX_STRENGTH: stronger (strength.py defines it).
     strength: float = 1.0
     # An ordinary network (a student) also runs on the halved image against coarse colour noise (coarse.py):
-    # True, False, or "auto": where the measured noise is heavy.
-    coarse: bool | str = "auto"
+    # True, False, or "auto": where the measured noise is heavy. Off by default: the shipped student has learnt what
+    # it gave (docs/training.md, "The scene as the target").
+    coarse: bool | str = False
     # An ordinary network's output averaged over 1, 2, 4 or 8 flips and rotations of the image (each undone): about
     # that many times the network's time, for a cleaner output. Blind-spot networks have R3 instead.
     ensemble: int = 1
