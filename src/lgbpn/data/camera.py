@@ -324,9 +324,10 @@ def simulate(clean: np.ndarray, rng: np.random.Generator, camera: Camera | None 
     camera = sample_camera(rng) if camera is None else camera
     scene = unprocess(np.clip(clean, 0, 1).astype(np.float32), camera)
     raw = (scene * bayer_masks(*clean.shape[:2], camera.phase)).sum(axis=-1, dtype=np.float32)
-    noisy, target = process(np.stack([sensor_noise(raw, camera, rng), raw]), camera)
     if scene_target:
-        target = finish(scene[None], camera)[0]
+        noisy, target = process(sensor_noise(raw, camera, rng)[None], camera)[0], finish(scene[None], camera)[0]
+    else:
+        noisy, target = process(np.stack([sensor_noise(raw, camera, rng), raw]), camera)
     noisy = _to_uint8(noisy)
     if camera.jpeg_quality is not None:
         noisy = _jpeg(noisy, camera.jpeg_quality, camera.subsampling)
