@@ -92,9 +92,7 @@ class Denoiser:
         if model.corrections_learnt:
             options = self.options
             parts = [model.arch_name, "a distilled student (corrections learnt)", options.describe_coarse(),
-                     f"guard {'on' if options.guard else 'off'}",
-                     f"self-ensemble of {options.ensemble}" if options.ensemble > 1 else "",
-                     f"strength {options.strength:g}" if options.strength != 1 else ""]
+                     f"guard {'on' if options.guard else 'off'}", *options.describe_last(blind_spot=False)]
             return ", ".join(part for part in parts if part)
         preset = f"preset {self.options.preset}, " if model.presets else ""
         return f"{model.arch_name}, {preset}{self.options.describe(model.blind_spot)}"

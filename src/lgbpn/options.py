@@ -139,11 +139,12 @@ class InferenceOptions:
             parts.append("no output corrections")
         if not blind_spot and self.coarse:
             parts.append(self.describe_coarse())
-        if not blind_spot and self.ensemble > 1:
-            parts.append(f"self-ensemble of {self.ensemble}")
-        if self.strength != 1:
-            parts.append(f"strength {self.strength:g}")
-        return ", ".join(parts)
+        return ", ".join(parts + self.describe_last(blind_spot))
+
+    def describe_last(self, blind_spot: bool) -> list[str]:
+        """The self-ensemble (an ordinary network's) and the strength, in words, as the descriptions end."""
+        return ([f"self-ensemble of {self.ensemble}"] if not blind_spot and self.ensemble > 1 else []) + (
+            [f"strength {self.strength:g}"] if self.strength != 1 else [])
 
     def describe_coarse(self) -> str:
         """The coarse pass (an ordinary network's), in words; empty when off."""

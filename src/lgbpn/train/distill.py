@@ -155,9 +155,8 @@ class TargetCache:
     def _student_target(self, noisy: np.ndarray) -> np.ndarray:
         parts = [TARGETS_VERSION, "student", self.student_id, f"ensemble {self.student.options.ensemble}",
                  str(noisy.shape), str(noisy.dtype)]
-        peak = 65535.0 if noisy.dtype == np.uint16 else 255.0  # a float image is 0..1 to the Denoiser
-        return self._cached(self._cache_file(parts, noisy),
-                            lambda: self.student.denoise_pixels(noisy.astype(np.float32) / peak) * 255.0)
+        return self._cached(self._cache_file(parts, noisy),  # a float image is 0..1 to the Denoiser
+                            lambda: self.student.denoise_pixels(to_model_scale(noisy) / np.float32(255)) * 255.0)
 
     def _sharpened(self, setting: TeacherSetting, noisy: np.ndarray) -> np.ndarray:
         def compute() -> np.ndarray:
