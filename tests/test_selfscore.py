@@ -128,3 +128,25 @@ def test_an_adapted_student_keeps_its_bases_output_where_that_scores_better(tmp_
     np.testing.assert_array_equal(out, image)  # the base (the identity) everywhere
     assert "kept on 100% of the image" in caplog.text
     assert not np.array_equal(Denoiser(loaded, keep_base=False, **options)(image), image)  # opted out
+
+
+def test_keep_base_scores_the_views_without_the_self_ensemble(tmp_path, monkeypatch):
+    import lgbpn.denoiser
+
+    save_weights(_identity_student(), tmp_path / "base.safetensors")
+    adapted = tiny_model("unet")
+    adapted.base = str(tmp_path / "base.safetensors")
+    save_weights(adapted, tmp_path / "adapted.safetensors")
+    ensembles = []
+    real = lgbpn.denoiser.denoise_tiled
+
+    def recording(model, x, options, **kwargs):
+        ensembles.append(options.ensemble)
+        return real(model, x, options, **kwargs)
+
+    monkeypatch.setattr(lgbpn.denoiser, "denoise_tiled", recording)
+    options = dict(r3=False, lowpass_sigma=None, blend=False, guard=False, coarse=False, ensemble=8)
+    out = Denoiser(load_model(tmp_path / "adapted.safetensors"), **options)(noisy_image(64, 64))
+    np.testing.assert_array_equal(out, noisy_image(64, 64))  # the same choice: the base (the identity)
+    # the outputs (adapted, base) with the ensemble; each network on the two second views once
+    assert sorted(ensembles) == [1, 1, 1, 1, 8, 8]
