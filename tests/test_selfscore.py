@@ -114,13 +114,18 @@ def _identity_student():
     return model
 
 
+def _adapted_with_identity_base(folder):
+    """An adapted student (random weights: far worse than the input everywhere) whose base is the identity."""
+    save_weights(_identity_student(), folder / "base.safetensors")
+    adapted = tiny_model("unet")
+    adapted.base = str(folder / "base.safetensors")
+    save_weights(adapted, folder / "adapted.safetensors")
+    return load_model(folder / "adapted.safetensors")
+
+
 def test_an_adapted_student_keeps_its_bases_output_where_that_scores_better(tmp_path, caplog):
-    save_weights(_identity_student(), tmp_path / "base.safetensors")
-    adapted = tiny_model("unet")  # random weights: far worse than the input everywhere
-    adapted.base = str(tmp_path / "base.safetensors")
-    save_weights(adapted, tmp_path / "adapted.safetensors")
-    loaded = load_model(tmp_path / "adapted.safetensors")
-    assert loaded.base == adapted.base
+    loaded = _adapted_with_identity_base(tmp_path)
+    assert loaded.base == str(tmp_path / "base.safetensors")
     image = noisy_image(64, 64)
     options = dict(r3=False, lowpass_sigma=None, blend=False, guard=False, coarse=False)  # the network alone
     with caplog.at_level("INFO", logger="lgbpn"):
@@ -133,10 +138,6 @@ def test_an_adapted_student_keeps_its_bases_output_where_that_scores_better(tmp_
 def test_keep_base_scores_the_views_without_the_self_ensemble(tmp_path, monkeypatch):
     import lgbpn.denoiser
 
-    save_weights(_identity_student(), tmp_path / "base.safetensors")
-    adapted = tiny_model("unet")
-    adapted.base = str(tmp_path / "base.safetensors")
-    save_weights(adapted, tmp_path / "adapted.safetensors")
     ensembles = []
     real = lgbpn.denoiser.denoise_tiled
 
@@ -146,7 +147,7 @@ def test_keep_base_scores_the_views_without_the_self_ensemble(tmp_path, monkeypa
 
     monkeypatch.setattr(lgbpn.denoiser, "denoise_tiled", recording)
     options = dict(r3=False, lowpass_sigma=None, blend=False, guard=False, coarse=False, ensemble=8)
-    out = Denoiser(load_model(tmp_path / "adapted.safetensors"), **options)(noisy_image(64, 64))
+    out = Denoiser(_adapted_with_identity_base(tmp_path), **options)(noisy_image(64, 64))
     np.testing.assert_array_equal(out, noisy_image(64, 64))  # the same choice: the base (the identity)
     # the outputs (adapted, base) with the ensemble; each network on the two second views once
     assert sorted(ensembles) == [1, 1, 1, 1, 8, 8]

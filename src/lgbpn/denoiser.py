@@ -136,7 +136,7 @@ class Denoiser:
     def _network_output(self, noisy: torch.Tensor, coarse: bool, options: InferenceOptions | None = None) -> torch.Tensor:
         """The network's output with its coarse pass (if `coarse`) and its output corrections or guard, run
         with `options` (default: the Denoiser's)."""
-        options = options or self.options
+        options = self.options if options is None else options
         start = time.perf_counter()
         out = denoise_tiled(self.model, noisy, options, progress=self.progress)
         if coarse:
