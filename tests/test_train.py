@@ -291,3 +291,25 @@ def test_a_fine_tune_that_does_not_pay_hands_back_its_start(tmp_path, shared_dat
     initial, _ = read_weights(init)
     for name, value in initial.items():
         torch.testing.assert_close(tensors[name], value, atol=0, rtol=0)
+
+
+def test_a_window_cuts_every_training_image_to_its_centre_noisy_and_clean_alike(tmp_path):
+    import pickle
+
+    from PIL import Image
+
+    from lgbpn.train.config import ADAPT_RECIPE
+    from lgbpn.train.trainer import collect_samples
+
+    rng = np.random.default_rng(0)
+    noisy, clean = (rng.integers(0, 256, (100, 60, 3), dtype=np.uint8) for _ in range(2))
+    for folder, image in (("noisy", noisy), ("clean", clean)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(image).save(tmp_path / folder / "a.png")
+    (sample,) = collect_samples([tmp_path], window=40)
+    np.testing.assert_array_equal(sample.noisy(), noisy[30:70, 10:50])
+    np.testing.assert_array_equal(sample.clean(), clean[30:70, 10:50])
+    (whole,) = collect_samples([tmp_path], window=80)  # narrower than the window: whole across
+    np.testing.assert_array_equal(whole.noisy(), noisy[10:90])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(sample)).noisy(), sample.noisy())  # loader workers
+    assert make_config(ADAPT_RECIPE).window > 0  # the --adapt route learns from bounded windows of large photos

@@ -50,6 +50,18 @@ class Sample:
     clean: Callable[[], np.ndarray] | None  # None when no clean reference exists
 
 
+def _centre(load: Callable[[], np.ndarray], side: int) -> np.ndarray:
+    image = load()
+    y, x = max(0, (image.shape[0] - side) // 2), max(0, (image.shape[1] - side) // 2)
+    return np.ascontiguousarray(image[y : y + side, x : x + side])  # a copy: the whole photo is not kept
+
+
+def centre_window(sample: Sample, side: int) -> Sample:
+    """`sample` cut to its central `side` x `side` window (whole where smaller), noisy and clean alike."""
+    return Sample(sample.name, functools.partial(_centre, sample.noisy, side),
+                  functools.partial(_centre, sample.clean, side) if sample.clean is not None else None)
+
+
 def discover(root: Path) -> list[Sample]:
     """Every sample under `root` (a folder or a SIDD block `.mat` file), in a stable order."""
     root = Path(root)

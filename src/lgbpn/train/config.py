@@ -35,6 +35,9 @@ class TrainConfig:
     # Glob patterns of sample names (paths relative to --data) left out of training and of the
     # default validation, e.g. ["*NikonD800*"]: a camera the model never sees.
     exclude: list[str] = field(default_factory=list)
+    # Each training image cut to its central window of this side (0: whole): a short run on large photos (the
+    # `--adapt` route) then computes its targets on a bounded number of pixels per photo.
+    window: NonNegative = 0
     steps: Positive = 76_500
     crop: Positive = 120
     batch: Positive = 8

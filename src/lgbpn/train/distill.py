@@ -211,7 +211,7 @@ def adapt_teacher(teacher: nn.Module, data: list[Path], config, steps: int, path
     from ..weights import save_weights
     from .trainer import collect_samples
 
-    adapt_model(teacher, collect_samples(data, config.exclude), steps, config.crop, config.seed)
+    adapt_model(teacher, collect_samples(data, config.exclude, config.window), steps, config.crop, config.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_weights(teacher.eval(), path)
 

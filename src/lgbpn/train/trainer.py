@@ -29,7 +29,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..corrections import finish_output
 from ..data.crops import NoisyCrops, StepSampler, heaviest_simulated_noise
-from ..data.formats import Sample, discover
+from ..data.formats import Sample, centre_window, discover
 from ..errors import ConfigError, DataError, LgbpnError
 from ..io import atomic_path, find_images
 from ..layout import to_channels_first, to_channels_last
@@ -124,15 +124,16 @@ def _stop_on_signals():
             signal.signal(sig, old)
 
 
-def collect_samples(paths: list[Path], exclude: list[str] = ()) -> list[Sample]:
-    """Every sample under `paths`, but those whose name matches a glob pattern in `exclude`."""
+def collect_samples(paths: list[Path], exclude: list[str] = (), window: int = 0) -> list[Sample]:
+    """Every sample under `paths`, but those whose name matches a glob pattern in `exclude`; with `window`,
+    each cut to its central window of that side."""
     samples = []
     for path in paths:
         samples += discover(Path(path))
     kept = [s for s in samples if not any(fnmatch.fnmatch(s.name, pattern) for pattern in exclude)]
     if samples and not kept:
         raise DataError(f"{', '.join(map(str, paths))}: every image matches the exclude patterns {list(exclude)}")
-    return kept
+    return [centre_window(s, window) for s in kept] if window else kept
 
 
 def collect_clean_photos(config: TrainConfig) -> list[Path]:
@@ -332,7 +333,7 @@ def train(
     if checkpoint.exists() and not resume:
         raise ConfigError(f"{out}: already holds a training run; pass --resume to continue it or choose a new --out")
 
-    samples = collect_samples(data, config.exclude)
+    samples = collect_samples(data, config.exclude, config.window)
     val_samples = [s for s in (collect_samples(val) if val else samples) if s.clean is not None]
     val_samples = validation_subset(val_samples, config.val_images)
     held_out, crops = None, []
