@@ -27,7 +27,7 @@ import torch
 from scipy.stats import spearmanr
 
 from lgbpn import Denoiser
-from lgbpn.data.formats import discover
+from lgbpn.data.formats import centre_crop, discover
 from lgbpn.layout import to_channels_first, to_channels_last
 from lgbpn.metrics import psnr
 from lgbpn.nn.lowpass import gaussian_blur
@@ -78,9 +78,7 @@ def main() -> None:
         for sample in discover(DATA / name)[:: args.every]:
             noisy, clean = sample.noisy(), sample.clean()
             if args.crop:
-                h, w = noisy.shape[:2]
-                top, left = max(0, (h - args.crop) // 2), max(0, (w - args.crop) // 2)
-                noisy, clean = (a[top : top + args.crop, left : left + args.crop] for a in (noisy, clean))
+                noisy, clean = centre_crop(noisy, args.crop), centre_crop(clean, args.crop)
             x = to_channels_first(to_model_scale(noisy))[None]
             with torch.inference_mode():
                 reference = shipped(x)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.formats import discover, read_rgb
+from ..data.formats import centre_crop, discover, read_rgb
 from ..denoiser import Denoiser
 from ..metrics import psnr, to_uint8
 from ..models import build_model
@@ -106,14 +106,6 @@ def build(method: Method, trained: bool, threads: int):
     """(denoise, work): uint8 RGB -> uint8 RGB as `method`'s users run it, and the work it does for an
     h x w image (pixels, or for networks the pixels of their tiles with overlaps)."""
     return _BUILDERS[method.kind](method, trained, threads)
-
-
-def centre_crop(image: np.ndarray, side: int | None) -> np.ndarray:
-    if side is None:
-        return image
-    h, w = image.shape[:2]
-    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return np.ascontiguousarray(image[y : y + side, x : x + side])
 
 
 def measure_method(method: Method, trained: bool, photo: str, crop: int, images: dict[str, tuple[str, list[str]]],

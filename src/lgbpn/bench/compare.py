@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.formats import discover
+from ..data.formats import centre_crop, discover
 from ..denoiser import DEFAULT_MODEL, pretrained_names
 from ..metrics import psnr
 from ..models import build_model
@@ -278,8 +278,8 @@ def run_compare(plan: ComparePlan, data: Path, threads: int, quick: bool = False
         target = _target(photo, Path(tmp), shipped, threads, opencv, megapixels, default_precision)
         # Process start-ups dominate on quick's tiny photo: the pipeline is timed on the real one only.
         pipeline = {"note": "not run in a quick run"} if quick else _pipeline(chosen, plan, Path(tmp), shipped, threads)
-    noisy = {subset: float(np.mean([psnr(alternatives.centre_crop(s.noisy(), plan.image_crop),
-                                         alternatives.centre_crop(s.clean(), plan.image_crop))
+    noisy = {subset: float(np.mean([psnr(centre_crop(s.noisy(), plan.image_crop),
+                                         centre_crop(s.clean(), plan.image_crop))
                                     for s in discover(Path(folder)) if s.name in names]))
              for subset, (folder, names) in chosen.items()}
     machine = dict(machine_info(threads), native_bf16=default_precision == "bf16", baseline_rss_mb=baseline,

@@ -50,10 +50,17 @@ class Sample:
     clean: Callable[[], np.ndarray] | None  # None when no clean reference exists
 
 
-def _centre(load: Callable[[], np.ndarray], side: int) -> np.ndarray:
-    image = load()
+def centre_crop(image: np.ndarray, side: int | None) -> np.ndarray:
+    """The central `side` x `side` window of an HxW[xC] image (whole along a shorter side; None: the image), as
+    a copy: the whole image is not kept alive by it."""
+    if side is None:
+        return image
     y, x = max(0, (image.shape[0] - side) // 2), max(0, (image.shape[1] - side) // 2)
-    return np.ascontiguousarray(image[y : y + side, x : x + side])  # a copy: the whole photo is not kept
+    return np.ascontiguousarray(image[y : y + side, x : x + side])
+
+
+def _centre(load: Callable[[], np.ndarray], side: int) -> np.ndarray:
+    return centre_crop(load(), side)
 
 
 def centre_window(sample: Sample, side: int) -> Sample:

@@ -29,7 +29,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..corrections import finish_output
 from ..data.crops import NoisyCrops, StepSampler, heaviest_simulated_noise
-from ..data.formats import Sample, centre_window, discover
+from ..data.formats import Sample, centre_crop, centre_window, discover
 from ..errors import ConfigError, DataError, LgbpnError
 from ..io import atomic_path, find_images
 from ..layout import to_channels_first, to_channels_last
@@ -230,10 +230,7 @@ def validate(model, samples: list[Sample], config: TrainConfig, device) -> dict[
         if noisy.ndim == 2:
             noisy, clean = noisy[..., None], clean[..., None]
         if config.val_crop:
-            h, w = noisy.shape[:2]
-            y, x = max(0, (h - config.val_crop) // 2), max(0, (w - config.val_crop) // 2)
-            noisy = noisy[y : y + config.val_crop, x : x + config.val_crop]
-            clean = clean[y : y + config.val_crop, x : x + config.val_crop]
+            noisy, clean = centre_crop(noisy, config.val_crop), centre_crop(clean, config.val_crop)
         x_in = to_channels_first(to_model_scale(noisy))[None].to(device)
         # fp32 on every device: the score of the float32 weights as saved, whatever the training precision.
         out = denoise_tiled(model, x_in, r3=config.val_r3, seed=config.seed, precision="fp32")
