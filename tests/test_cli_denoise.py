@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+import torch
 from PIL import Image as PILImage
 
 from lgbpn.io import read_image
@@ -229,15 +230,39 @@ def test_eval_records_the_inference_options(tmp_path, weights):
     assert (info["r3"], info["tile"], info["overlap"], info["precision"], info["blend"]) == (False, 96, 48, "auto", True)
 
 
-@pytest.mark.slow
-def test_adapt_with_the_default_student_runs_the_whole_route_and_saves_the_weights_beside_the_outputs(tmp_path):
+def test_adapt_with_the_default_student_fine_tunes_it_on_the_photos_and_saves_it_beside_the_outputs(tmp_path):
+    from lgbpn.denoiser import pretrained_path
     from lgbpn.weights import load_model
 
     photos, out = tmp_path / "photos", tmp_path / "out"
     photos.mkdir()
     for i in range(2):
         PILImage.fromarray(noisy_image(256, 128, seed=i)).save(photos / f"{i}.png")
+    PILImage.fromarray(noisy_image(24, 64, seed=2)).save(photos / "small.png")
     result = run("denoise", photos, "-o", out, "--adapt", 1)
+    assert result.exit_code == 0, result.output
+    weights = out / "lgbpn-adapted.safetensors"
+    assert f"{photos / 'small.png'}: 24 pixels on a side, too small to adapt to" in result.stderr
+    assert "adapting to 2 photos: the student lgbpn-fast, 1 steps on their recorrupted pairs" in result.stderr
+    assert f"reuse it with --weights {weights}" in result.stderr
+    assert result.stderr.count("lgbpn-fast kept on") == 3  # each image says how much of the shipped output it kept
+    assert sorted(p.name for p in out.glob("*.png")) == ["0.png", "1.png", "small.png"]
+    adapted, shipped = load_model(weights), load_model(pretrained_path("lgbpn-fast"))
+    assert adapted.base == "lgbpn-fast" and adapted.teacher == shipped.teacher  # its heavy-noise fallback stays
+    assert any(not torch.equal(a, b) for a, b in zip(adapted.state_dict().values(), shipped.state_dict().values()))
+    refused = run("denoise", photos, "-o", out, "--adapt", 1)
+    assert refused.exit_code == 1 and f"reuse it with --weights {weights}" in refused.stderr, refused.output
+
+
+@pytest.mark.slow
+def test_adapt_through_the_teacher_runs_the_whole_route_and_saves_the_weights_beside_the_outputs(tmp_path):
+    from lgbpn.weights import load_model
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    for i in range(2):
+        PILImage.fromarray(noisy_image(256, 128, seed=i)).save(photos / f"{i}.png")
+    result = run("denoise", photos, "-o", out, "--adapt", 1, "--adapt-route", "teacher")
     assert result.exit_code == 0, result.output
     weights = out / "lgbpn-adapted.safetensors"
     assert "adapting to 2 photos: the teacher lgbpn-s (1 steps), then the student lgbpn-fast (2 steps)" in result.stderr
@@ -251,9 +276,9 @@ def test_adapt_with_the_default_student_runs_the_whole_route_and_saves_the_weigh
     again = run("denoise", photos / "0.png", "-o", tmp_path / "again.png", "--weights", weights, "--no-keep-base")
     assert again.exit_code == 0, again.output
     assert np.array_equal(read_image(tmp_path / "again.png").pixels.shape, (256, 128, 3))
-    twice = run("denoise", photos, "-o", out, "--adapt", 1, "--skip-existing")
+    twice = run("denoise", photos, "-o", out, "--adapt", 1, "--adapt-route", "teacher", "--skip-existing")
     assert twice.exit_code == 0 and "0 denoised, 2 skipped" in twice.stderr, twice.output  # nothing to adapt to
-    refused = run("denoise", photos, "-o", out, "--adapt", 1)
+    refused = run("denoise", photos, "-o", out, "--adapt", 1, "--adapt-route", "teacher")
     assert refused.exit_code == 1 and f"--weights {weights}" in refused.stderr, refused.output
 
 

@@ -100,7 +100,7 @@ def test_bad_single_file_one_line_error(tmp_path, weights, name):
 def test_bad_files_in_a_folder_are_reported_skipped_and_counted(tmp_path, weights):
     src = tmp_path / "in"
     src.mkdir()
-    good = [png(src / "good1.png", noisy_image(24, 24, seed=1)), png(src / "good2.jpg", noisy_image(20, 28, seed=2))]
+    good = [png(src / "good1.png", noisy_image(40, 40, seed=1)), png(src / "good2.jpg", noisy_image(36, 44, seed=2))]
     bad = ["empty.png", "truncated.jpg", "truncated.tif", "text.png", "nan.tif"]
     for name in bad:
         BAD_FILES[name](src / name)
@@ -119,7 +119,7 @@ def test_bad_files_in_a_folder_are_reported_skipped_and_counted(tmp_path, weight
     # Adapting to the inputs first skips the unreadable ones too (they are still reported once).
     result = run_cli("denoise", src, "-o", tmp_path / "adapted", "--weights", weights, "--no-r3", "--adapt", 1)
     assert result.exit_code == 3 and "2 denoised" in result.stderr, result.output
-    # The default model, a distilled student, takes the whole route (its teacher adapts, then it) on the readable ones.
+    # The default model, a distilled student, fine-tunes itself on the readable ones.
     result = run_cli("denoise", src, "-o", tmp_path / "adapted2", "--no-r3", "--adapt", 1)
     assert result.exit_code == 3 and "2 denoised" in result.stderr and "adapting to 2 photos" in result.stderr, result.output
 

@@ -3,8 +3,10 @@
 The training loss needs no clean image, so the loaded model can be fine-tuned on the very photos
 it is about to denoise, adapting it to a camera it has never seen. A blind-spot network adapts
 itself (`adapt_to_images`). A distilled student cannot (it sees the pixel, and would learn to copy
-it), so it takes the whole route (`adapt_student`): its teacher adapts, the student is fine-tuned on
-the adapted teacher's outputs (`lgbpn distill --adapt`), and the result keeps the student's own
+it). By default (`self_adapt_model`) it learns from Recorrupted-to-Recorrupted pairs of the photos
+(Pang et al., CVPR 2021): input y + z, target y - z, with a noise sample z made from its own residual on
+the same photo. Or, the route `teacher` (`adapt_student`): its teacher adapts, the student is fine-tuned
+on the adapted teacher's outputs (`lgbpn distill --adapt`). Either result keeps the student's own
 output wherever that scores better (Denoiser's keep_base).
 """
 
@@ -16,10 +18,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .data.crops import NoisyCrops
-from .data.formats import Sample
+from .data.formats import Sample, centre_crop
 from .errors import LgbpnError
 from .io import atomic_write_bytes, read_image
-from .layout import grey_to_rgb
+from .layout import grey_to_rgb, to_channels_first
+from .noise import BLOCK as NOISE_BLOCK
+from .noise import residual_share, told_noise
+from .options import ADAPT_ROUTES
+from .precision import autocast, resolve_precision
+from .scale import to_model_scale
 from .train.trainer import self_supervised_loss
 
 log = logging.getLogger(__name__)
@@ -28,6 +35,15 @@ ADAPT_LR = 5e-5
 ADAPT_BATCH = 4
 ADAPT_CROP = 120
 
+
+# A student's own route (`--adapt-route self`): Recorrupted-to-Recorrupted steps, each of SELF_BATCH crops, from
+# each photo's central SELF_WINDOW x SELF_WINDOW (bounded time and memory whatever the photos' size). Leave-camera-out
+# (benchmarks/adapt_route.py, 22 unseen photos, 50 steps): 38.58 -> 38.89 dB with --ensemble 8 (docs/usage.md).
+SELF_LR = 3e-5
+SELF_BATCH = 8
+SELF_CROP = 128
+SELF_WINDOW = 1024
+SELF_SCALE_MAX = 3.0  # a residual that holds almost none of the noise (measured 1.04-2.18 on PolyU, 1.0-1.14 on SIDD)
 
 ADAPTED_WEIGHTS = "lgbpn-adapted.safetensors"  # beside the outputs of `lgbpn denoise --adapt N`
 ADAPT_RUN = "lgbpn-adapt"  # and the run folder it comes from (adapted teacher, targets, log)
@@ -45,18 +61,109 @@ def _readable(paths: list[Path]) -> list[Path]:
     return good
 
 
-def adapt_student(denoiser, paths: list[Path], steps: int, folder: Path, source: str):
-    """The whole route for a distilled student (`source`: its shipped name or weights file): adapt its
-    teacher to `paths` for `steps` steps, fine-tune the student from `source` on the adapted teacher's
-    outputs for 2 x `steps` steps, save it as `folder`/ADAPTED_WEIGHTS; returns a Denoiser of it (same options)."""
+def adapt_student(denoiser, paths: list[Path], steps: int, folder: Path, source: str, route: str = "self"):
+    """Adapt a distilled student (`source`: its shipped name or weights file) to `paths` and save it as
+    `folder`/ADAPTED_WEIGHTS; returns a Denoiser of it (same options). Route "self": `steps` steps on the photos'
+    recorrupted pairs (self_adapt_model). Route "teacher": adapt its teacher for `steps` steps, then fine-tune the
+    student from `source` on the adapted teacher's outputs for 2 x `steps` steps."""
+    from .denoiser import Denoiser, weights_path
+    from .weights import load_model, save_weights
+
+    if route not in ADAPT_ROUTES:
+        raise LgbpnError(f"adapt route {route!r}: expected one of {', '.join(ADAPT_ROUTES)}")
+    paths = _readable(paths)
+    if not paths:
+        return denoiser
+    if route == "teacher":
+        return _adapt_through_teacher(denoiser, paths, steps, folder, source)
+    weights = folder / ADAPTED_WEIGHTS
+    if weights.exists():
+        raise LgbpnError(f"{weights}: already holds an adapted student; reuse it with --weights {weights}, "
+                         f"or remove it to adapt again")
+    model = load_model(weights_path(source)).to(denoiser.device)
+    needed, photos = smallest_to_adapt(model), []
+    for path in paths:
+        photo = to_channels_first(to_model_scale(centre_crop(_rgb_loader(path, denoiser.channels)(), SELF_WINDOW)))
+        if min(photo.shape[-2:]) >= needed:
+            photos.append(photo)
+        else:
+            log.warning("%s: %d pixels on a side, too small to adapt to (at least %d); it is denoised all the same",
+                        path, min(photo.shape[-2:]), needed)
+    if not photos:
+        return denoiser
+    log.info("adapting to %d photos: the student %s, %d steps on their recorrupted pairs; saved to %s",
+             len(photos), source, steps, weights)
+    losses = self_adapt_model(model, photos, steps, resolve_precision(denoiser.options.precision, denoiser.device))
+    model.base = source
+    save_weights(model, weights, step=steps, adapted_by="recorrupted pairs of the photos")
+    log.info("adapted student saved: %s (%d steps, loss %.2f -> %.2f); reuse it with --weights %s",
+             weights, steps, losses[0], losses[-1], weights)
+    return Denoiser.from_weights(weights, options=denoiser.options, progress=denoiser.progress)
+
+
+def self_adapt_model(model: torch.nn.Module, photos: list[torch.Tensor], steps: int, precision: str = "fp32",
+                     seed: int = 0) -> list[float]:
+    """Fine-tune a student in place on (C, H, W) 0..255 photos' own Recorrupted-to-Recorrupted pairs (each photo
+    at least smallest_to_adapt(model) on a side); returns the losses. Input y + z, target y - z: z is the student's
+    residual y - f(y) on the same photo, moved by at least a crop (so independent of the noise where it lands) and
+    scaled to hold the whole noise (1 / residual_share). Then y + z and y - z carry uncorrelated noises, and the
+    error to y - z is, up to a constant, the error to the clean photo (selfscore.py)."""
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.inference_mode():
+        residuals = []
+        for y in photos:
+            with told_noise(model, y[None]):
+                residuals.append(y - model(y[None].to(device))[0].float().cpu())
+    scales = [1 / max(residual_share(y, r), 1 / SELF_SCALE_MAX) for y, r in zip(photos, residuals)]
+    crop = min(SELF_CROP, min(min(y.shape[-2:]) for y in photos) // 2)
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=SELF_LR)
+    model.train()
+    losses = []
+    for _ in tqdm(range(steps), desc="adapt", unit="step"):
+        x, target = (t.to(device) for t in recorrupted_pairs(photos, residuals, scales, crop, SELF_BATCH, gen))
+        with told_noise(model, x), autocast(precision, device):
+            out = model(x)
+        loss = (out.float() - target).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def smallest_to_adapt(model: torch.nn.Module) -> int:
+    """The smallest side of a photo that self_adapt_model learns from: two crops apart, each measurable (noise.py)."""
+    return max(2 * NOISE_BLOCK, 2 * model.min_size())
+
+
+def recorrupted_pairs(photos: list[torch.Tensor], residuals: list[torch.Tensor], scales: list[float], crop: int,
+                      count: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` random crops (B, C, crop, crop) of the photos, as inputs y + z and targets y - z: z the photo's
+    residual times its scale, rolled by at least `crop` on each axis (the photos are at least 2 x `crop`)."""
+    draw = lambda low, high: int(torch.randint(low, high, (1,), generator=gen))  # noqa: E731
+    inputs, targets = [], []
+    for _ in range(count):
+        i = draw(0, len(photos))
+        h, w = photos[i].shape[-2:]
+        top, left = draw(0, h - crop + 1), draw(0, w - crop + 1)
+        shift = (draw(crop, h - crop + 1), draw(crop, w - crop + 1))
+        window = (slice(None), slice(top, top + crop), slice(left, left + crop))
+        z = scales[i] * torch.roll(residuals[i], shift, (-2, -1))[window]
+        inputs.append(photos[i][window] + z)
+        targets.append(photos[i][window] - z)
+    return torch.stack(inputs), torch.stack(targets)
+
+
+def _adapt_through_teacher(denoiser, paths: list[Path], steps: int, folder: Path, source: str):
+    """adapt_student's route "teacher"."""
     from .denoiser import Denoiser, weights_path
     from .train.config import ADAPT_RECIPE, ADAPT_STUDENT_STEPS, make_config
     from .train.distill import run_distillation
     from .weights import read_weights
 
-    paths = _readable(paths)
-    if not paths:
-        return denoiser
     run, weights = folder / ADAPT_RUN, folder / ADAPTED_WEIGHTS
     if (run / "last.pt").exists():
         raise LgbpnError(f"{run}: already holds an adaptation run; reuse its result with --weights {weights}, "

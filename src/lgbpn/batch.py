@@ -125,12 +125,12 @@ class _Tally:
 
 
 def denoise_files(load_denoiser: Callable, jobs: list[Job], skip_existing: bool = False, adapt_steps: int = 0,
-                  png_compression: int = DEFAULT_PNG_COMPRESSION, source: str | None = None) -> int:
+                  png_compression: int = DEFAULT_PNG_COMPRESSION, source: str | None = None, adapt_route: str = "self") -> int:
     """Denoise the jobs with the Denoiser that `load_denoiser()` returns; returns the exit code (0 ok, 1
     all/only file failed, 3 some failed).
 
     With `adapt_steps`, a blind-spot network first adapts to the inputs; a distilled student (`source`:
-    its shipped name or weights file) takes the whole route of adapt.adapt_student, saved beside the outputs.
+    its shipped name or weights file) adapts by `adapt_route` (adapt.adapt_student), saved beside the outputs.
 
     A pipeline: while the network denoises one file, a thread decodes the next and another encodes the
     previous (the codecs release the GIL), so a folder runs at the network's pace; the first file decodes
@@ -154,7 +154,8 @@ def denoise_files(load_denoiser: Callable, jobs: list[Job], skip_existing: bool 
             if denoiser.model.blind_spot:
                 adapt_to_images(denoiser, [j.source for j in todo], adapt_steps)
             else:
-                denoiser = adapt_student(denoiser, [j.source for j in todo], adapt_steps, adapt_folder(jobs), source)
+                denoiser = adapt_student(denoiser, [j.source for j in todo], adapt_steps, adapt_folder(jobs), source,
+                                         adapt_route)
         writes = []  # (job, future or None) whose outcome is not counted yet
         try:
             for index, job in enumerate(tqdm(todo, desc="denoise", unit="file", disable=len(todo) < 2)):

@@ -12,6 +12,7 @@ import click
 from .bench.command import bench_command  # cheap: the harness loads when `bench` runs
 from .errors import LgbpnError
 from .options import (
+    ADAPT_ROUTES,
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
     ENSEMBLE_SIZES,
@@ -360,13 +361,17 @@ def _model_options(corrections: bool = True):
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output already exists (resume a batch).")
 @click.option("--adapt", type=int, default=0, callback=_not_negative,
               help="Adapt to these photos first (self-supervised, N steps). A blind-spot network fine-tunes itself; "
-                   "a distilled student (the default) adapts its teacher, is fine-tuned from its own weights on the "
-                   "adapted teacher's outputs, and is saved beside the outputs (lgbpn-adapted.safetensors, for "
-                   "--weights); it keeps its own output wherever that scores better.")
+                   "a distilled student (the default) is fine-tuned from its own weights by --adapt-route and saved "
+                   "beside the outputs (lgbpn-adapted.safetensors, for --weights); it keeps its own output wherever "
+                   "that scores better.")
+@click.option("--adapt-route", type=click.Choice(ADAPT_ROUTES), default="self", show_default=True,
+              help="How a distilled student adapts: self, on the photos' own recorrupted pairs (noisy input y + z, "
+                   "target y - z, z its own residual moved); teacher, its blind-spot teacher adapts N steps and "
+                   "the student learns its outputs for 2N.")
 @click.option("--png-compression", type=click.IntRange(0, 9),
               help="zlib level of PNG outputs, 0 (fastest, largest) to 9 (smallest, slowest); every level is lossless "
                    "[default 1: about 5x faster than 6, Pillow's default, for files about 15% larger].")
-def denoise(inputs, output, model, skip_existing, adapt, png_compression):
+def denoise(inputs, output, model, skip_existing, adapt, adapt_route, png_compression):
     """Denoise image files or folders (PNG, JPEG, TIFF; 8/16-bit; grey, RGB, RGBA; camera raw: DNG, NEF, CR2, CR3,
     ARW, RAF, ORF, RW2, developed to 16-bit sRGB and written as 16-bit TIFF unless -o names a .png or .jpg)."""
     from .batch import denoise_files, plan_outputs
@@ -377,7 +382,7 @@ def denoise(inputs, output, model, skip_existing, adapt, png_compression):
     writing = {} if png_compression is None else {"png_compression": png_compression}
     # The model's name only matters to --adapt; naming it imports torch, which the first photo's decode overlaps otherwise.
     code = denoise_files(model.load, jobs, skip_existing=skip_existing, adapt_steps=adapt,
-                         source=model.source() if adapt else None, **writing)
+                         source=model.source() if adapt else None, adapt_route=adapt_route, **writing)
     _leave(code)
 
 

@@ -46,6 +46,8 @@ DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hip", "meta", "ipu", "opengl", "op
 # R3 (nn/r3.py): refine passes, and the share of pixels each gives back to the noisy input (AP-BSN's values).
 R3_PASSES = 8
 R3_PROB = 0.16
+# How `--adapt` adapts a distilled student (adapt.py): on the photos' own recorrupted pairs, or through its teacher.
+ADAPT_ROUTES = ("self", "teacher")
 # A student's self-ensemble (tiling.py): its output averaged over this many of the image's flips and rotations.
 ENSEMBLE_SIZES = (1, 2, 4, 8)
 # Sigma of the low-frequency correction's Gaussian (nn/lowpass.py).
