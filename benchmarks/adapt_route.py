@@ -9,7 +9,7 @@ alone (`--no-keep-base`) and the route's output (keeping the starting student wh
 each computed in memory (the route's files are JPEGs like their inputs).
 
     python benchmarks/adapt_route.py --adapt 50 [--cameras NikonD800,Sony] [--weights STUDENT] [--json FILE]
-        [--ensemble 8]
+        [--ensemble 8] [--route self|teacher]
 
 With `--ensemble N` the route runs `lgbpn denoise --adapt N --ensemble N`, the adapted student and the route's output
 are scored with it, and the start both as the default (without) and with it (`start_ensemble`).
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="the student to start from (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ensemble", type=int, default=1, help="the route's self-ensemble (`lgbpn denoise --ensemble`)")
+    parser.add_argument("--route", default="self", help="how the student adapts (`lgbpn denoise --adapt-route`)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="keep the route's folder (photos, outputs, adapted weights) here")
     args = parser.parse_args()
@@ -57,7 +58,7 @@ def main() -> None:
     began = time.perf_counter()
     start_from = ["--weights", str(args.weights)] if args.weights else []
     subprocess.run([sys.executable, "-m", "lgbpn", "denoise", str(photos), "-o", str(out), "--adapt", str(args.adapt),
-                    "--ensemble", str(args.ensemble), *start_from], check=True, env=env)
+                    "--ensemble", str(args.ensemble), "--adapt-route", args.route, *start_from], check=True, env=env)
     seconds = time.perf_counter() - began
 
     import torch
@@ -84,7 +85,7 @@ def main() -> None:
         print(f"  {key:14s} {value:.3f} dB ({value - means['start']:+.3f} vs the start)")
     print(f"  route below the starting student on {worse} of {len(rows)} photos")
     if args.json:
-        args.json.write_text(json.dumps(dict(adapt=args.adapt, ensemble=args.ensemble, cameras=cameras,
+        args.json.write_text(json.dumps(dict(adapt=args.adapt, ensemble=args.ensemble, route=args.route, cameras=cameras,
                                              start=str(args.weights or "shipped"),
                                              minutes=seconds / 60, means=means, route_below_start=worse, rows=rows), indent=1))
     if not args.keep:
