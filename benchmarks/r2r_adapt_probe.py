@@ -14,8 +14,10 @@ PSNR against the clean references every 50 steps, and per photo at --report:
 Measured on 2026-12-04 (2 threads, about 40 s for 100 steps): from the leave-camera-out student on the 22
 unseen photos, 38.52 -> 38.66 dB at 100 steps with the per-photo scale (1.1-2.0; better on 20 of 22, worst
 -0.14); on SIDD with the shipped student (scales 1.0-1.14) 34.75 -> 34.64 (1 of 9 better; an earlier run
-with a fixed scale 1.5 there lost 2.8 dB). Not a feature until SIDD's case is understood and a guard that is
-not this same score protects the result.
+with a fixed scale 1.5 there lost 2.8 dB). Since then the default `--adapt` route (adapt.self_adapt_model, 50
+steps): from the seventh-stage student, scored as it denoises (its output corrections, keep-base) with
+`--ensemble 8`, SIDD gains 0.43 dB over the shipped default (benchmarks/adapt_route.py, docs/usage.md); the raw
+network's figures here are not the route's.
 
 Tried on SIDD on 2026-12-04 (shipped student, 100 steps, one thread; each a throwaway change to this script): the
 moved sample scaled per pixel by a noise level function (the residual's spread per output brightness, 16 bins per
