@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lgbpn.adapt import recorrupted_pairs
 from lgbpn.data.formats import discover
 from lgbpn.layout import to_channels_first
 from lgbpn.metrics import psnr
@@ -79,22 +80,12 @@ def main() -> None:
     model = copy.deepcopy(start)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     gen = torch.Generator().manual_seed(0)
-    draw = lambda low, high: int(torch.randint(low, high, (1,), generator=gen))  # noqa: E731
     for step in range(1, args.steps + 1):
         model.train()
-        inputs, targets = [], []
-        for _ in range(args.batch):
-            i = draw(0, len(photos))
-            h, w = photos[i].shape[-2:]
-            top, left = draw(0, h - args.crop + 1), draw(0, w - args.crop + 1)
-            shift = (draw(args.crop, h - args.crop + 1), draw(args.crop, w - args.crop + 1))
-            window = (slice(None), slice(top, top + args.crop), slice(left, left + args.crop))
-            z = scales[i] * torch.roll(residuals[i], shift, (-2, -1))[window]
-            inputs.append(photos[i][window] + z)
-            targets.append(photos[i][window] - z)
+        inputs, targets = recorrupted_pairs(photos, residuals, scales, args.crop, args.batch, gen)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = model(torch.stack(inputs))
-        loss = (out.float() - torch.stack(targets)).square().mean()
+            out = model(inputs)
+        loss = (out.float() - targets).square().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

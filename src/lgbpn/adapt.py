@@ -5,9 +5,9 @@ it is about to denoise, adapting it to a camera it has never seen. A blind-spot 
 itself (`adapt_to_images`). A distilled student cannot (it sees the pixel, and would learn to copy
 it). By default (`self_adapt_model`) it learns from Recorrupted-to-Recorrupted pairs of the photos
 (Pang et al., CVPR 2021): input y + z, target y - z, with a noise sample z made from its own residual on
-the same photo. Or, the route `teacher` (`adapt_student`): its teacher adapts, the student is fine-tuned
-on the adapted teacher's outputs (`lgbpn distill --adapt`). Either result keeps the student's own
-output wherever that scores better (Denoiser's keep_base).
+the same photo. Or (`--adapt-route teacher`) its teacher adapts and the student is fine-tuned on the
+adapted teacher's outputs (`lgbpn distill --adapt`). Either way (`adapt_student`) the result keeps the
+student's own output wherever that scores better (Denoiser's keep_base).
 """
 
 import logging
