@@ -120,20 +120,14 @@ def self_adapt_model(model: torch.nn.Module, photos: list[torch.Tensor], steps: 
     scales = [1 / max(residual_share(y, r), 1 / SELF_SCALE_MAX) for y, r in zip(photos, residuals)]
     crop = min(SELF_CROP, min(min(y.shape[-2:]) for y in photos) // 2)
     gen = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=SELF_LR)
-    model.train()
-    losses = []
-    for _ in tqdm(range(steps), desc="adapt", unit="step"):
+
+    def pair_loss(_step: int) -> torch.Tensor:
         x, target = (t.to(device) for t in recorrupted_pairs(photos, residuals, scales, crop, SELF_BATCH, gen))
         with told_noise(model, x), autocast(precision, device):
             out = model(x)
-        loss = (out.float() - target).square().mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+        return (out.float() - target).square().mean()
+
+    return _fine_tune(model, SELF_LR, steps, pair_loss)
 
 
 def smallest_to_adapt(model: torch.nn.Module) -> int:
@@ -211,12 +205,20 @@ def adapt_model(model: torch.nn.Module, samples: list[Sample], steps: int, small
     """Fine-tune `model` in place (on its device) on crops of `samples`; returns the losses."""
     crops = NoisyCrops(samples, crop=max(40, min(ADAPT_CROP, smallest_side)), seed=seed)
     device = next(model.parameters()).device
+
+    def blind_spot_loss(step: int) -> torch.Tensor:
+        return self_supervised_loss(model, torch.stack([crops[step * ADAPT_BATCH + j] for j in range(ADAPT_BATCH)]).to(device))
+
+    return _fine_tune(model, ADAPT_LR, steps, blind_spot_loss)
+
+
+def _fine_tune(model: torch.nn.Module, lr: float, steps: int, step_loss) -> list[float]:
+    """Adam on `model` in place for `steps` steps of `step_loss(step)`; returns the losses, the model left in eval mode."""
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=ADAPT_LR)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for step in tqdm(range(steps), desc="adapt", unit="step"):
-        x = torch.stack([crops[step * ADAPT_BATCH + j] for j in range(ADAPT_BATCH)]).to(device)
-        loss = self_supervised_loss(model, x)
+        loss = step_loss(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
