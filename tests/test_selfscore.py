@@ -135,7 +135,10 @@ def test_an_adapted_student_keeps_its_bases_output_where_that_scores_better(tmp_
     assert not np.array_equal(Denoiser(loaded, keep_base=False, **options)(image), image)  # opted out
 
 
-def test_keep_base_scores_the_views_without_the_self_ensemble(tmp_path, monkeypatch):
+@pytest.mark.parametrize("base_kept", [True, False])
+def test_keep_base_runs_the_self_ensemble_only_for_the_outputs_it_gives(tmp_path, monkeypatch, base_kept):
+    """The views and the base's reference pass run each network once; the base's self-ensemble runs only where
+    the base is kept."""
     import lgbpn.denoiser
 
     ensembles = []
@@ -145,9 +148,15 @@ def test_keep_base_scores_the_views_without_the_self_ensemble(tmp_path, monkeypa
         ensembles.append(options.ensemble)
         return real(model, x, options, **kwargs)
 
+    if base_kept:  # a random adapted student, the identity as its base
+        adapted = _adapted_with_identity_base(tmp_path)
+    else:  # the identity adapted from a random base
+        save_weights(tiny_model("unet"), tmp_path / "base.safetensors")
+        adapted = _identity_student()
+        adapted.base = str(tmp_path / "base.safetensors")
     monkeypatch.setattr(lgbpn.denoiser, "denoise_tiled", recording)
     options = dict(r3=False, lowpass_sigma=None, blend=False, guard=False, coarse=False, ensemble=8)
-    out = Denoiser(_adapted_with_identity_base(tmp_path), **options)(noisy_image(64, 64))
-    np.testing.assert_array_equal(out, noisy_image(64, 64))  # the same choice: the base (the identity)
-    # the outputs (adapted, base) with the ensemble; each network on the two second views once
-    assert sorted(ensembles) == [1, 1, 1, 1, 8, 8]
+    out = Denoiser(adapted, **options)(noisy_image(64, 64))
+    np.testing.assert_array_equal(out, noisy_image(64, 64))  # the identity, whichever side it is on
+    # the adapted output with the ensemble; the base once, and each network on the two second views once
+    assert sorted(ensembles) == [1, 1, 1, 1, 1, 8] + [8] * base_kept

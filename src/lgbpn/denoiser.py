@@ -150,13 +150,14 @@ class Denoiser:
     def _keep_base(self, noisy: torch.Tensor, out: torch.Tensor, coarse: bool) -> torch.Tensor:
         """An adapted student's output, with its base's wherever the base scores better: the error against
         second noisy views (selfscore.py), compared per region. Never worse than where it started, by that
-        measure. On the views each network runs once, without its self-ensemble: with `ensemble=8` 6.4 s per MP
-        instead of 14.7 (2 threads), and on the 22 leave-camera-out photos the same gain as with it (docs/usage.md, keep-base)."""
+        measure. On the views, and for the base's reference pass, each network runs once, without its
+        self-ensemble, which the base runs only where it is kept: with `ensemble=8` 4.3 s per MP on four 4 MP
+        photos, two of them kept (2 threads; 14.7 with the ensemble everywhere; docs/usage.md, keep-base)."""
         if self._base is None:
             self._base = Denoiser.from_weights(weights_path(self.model.base), options=self.options)
-        base_out = self._base._denoise_once(noisy)  # at strength 1, as `out`: the strength applies once, after
-        samples = noise_samples(noisy, base_out)
         single = dataclasses.replace(self.options, ensemble=1)
+        base_once = self._base._network_output(noisy, coarse, single)  # its noise samples' reference
+        samples = noise_samples(noisy, base_once)
         error = view_error(lambda view: self._network_output(view, coarse, single), noisy, samples)
         base_error = view_error(lambda view: self._base._network_output(view, coarse, single), noisy, samples)
         keep = keep_base_mask(error, base_error)
@@ -164,7 +165,11 @@ class Denoiser:
         logger.info("%s kept on %.0f%% of the image, where its noisy-view score is higher (whole image: adapted "
                     "%.2f dB, %s %.2f dB)", self.model.base, 100 * share, error_db(error), self.model.base,
                     error_db(base_error))
-        return torch.lerp(out, base_out, keep) if share else out
+        if not share:
+            return out
+        # The base's output as `out` is made (its self-ensemble, if any), at strength 1: the strength applies once, after.
+        base_out = base_once if self.options.ensemble == 1 else self._base._network_output(noisy, coarse)
+        return torch.lerp(out, base_out, keep)
 
     def _measured_noise(self, image: torch.Tensor) -> NoiseProfile | None:
         """The noise of a (C, H, W) 0..255 image, measured once for the choices an ordinary network makes
