@@ -73,26 +73,17 @@ def adapt_student(denoiser, paths: list[Path], steps: int, folder: Path, source:
 
     if route not in ADAPT_ROUTES:
         raise LgbpnError(f"adapt route {route!r}: expected one of {', '.join(ADAPT_ROUTES)}")
-    paths = _readable(paths)
-    if not paths:
-        return denoiser
     if route == "teacher":
-        return _adapt_through_teacher(denoiser, paths, steps, folder, source)
+        paths = _readable(paths)
+        return _adapt_through_teacher(denoiser, paths, steps, folder, source) if paths else denoiser
+    photos = _photos_to_adapt(paths, denoiser.channels, smallest_to_adapt(denoiser.model))
+    if not photos:
+        return denoiser
     weights = folder / ADAPTED_WEIGHTS
     if weights.exists():
         raise LgbpnError(f"{weights}: already holds an adapted student; reuse it with --weights {weights}, "
                          f"or remove it to adapt again")
     model = load_model(weights_path(source)).to(denoiser.device)
-    needed, photos = smallest_to_adapt(model), []
-    for path in paths:
-        photo = to_channels_first(to_model_scale(centre_crop(_rgb_loader(path, denoiser.channels)(), SELF_WINDOW)))
-        if min(photo.shape[-2:]) >= needed:
-            photos.append(photo)
-        else:
-            log.warning("%s: %d pixels on a side, too small to adapt to (at least %d); it is denoised all the same",
-                        path, min(photo.shape[-2:]), needed)
-    if not photos:
-        return denoiser
     log.info("adapting to %d photos: the student %s, %d steps on their recorrupted pairs; saved to %s",
              len(photos), source, steps, weights)
     losses = self_adapt_model(model, photos, steps, resolve_precision(denoiser.options.precision, denoiser.device))
@@ -101,6 +92,24 @@ def adapt_student(denoiser, paths: list[Path], steps: int, folder: Path, source:
     log.info("adapted student saved: %s (%d steps, loss %.2f -> %.2f); reuse it with --weights %s",
              weights, steps, losses[0], losses[-1], weights)
     return Denoiser.from_weights(weights, options=denoiser.options, progress=denoiser.progress)
+
+
+def _photos_to_adapt(paths: list[Path], channels: int, needed: int) -> list[torch.Tensor]:
+    """The (C, H, W) 0..255 central windows of the photos that can be read and are large enough, each read once; an
+    unreadable file is reported (and counted) when it is denoised, a small one is named here."""
+    photos = []
+    for path in paths:
+        try:
+            pixels = _rgb_loader(path, channels)()
+        except LgbpnError:
+            continue
+        photo = to_channels_first(to_model_scale(centre_crop(pixels, SELF_WINDOW)))
+        if min(photo.shape[-2:]) >= needed:
+            photos.append(photo)
+        else:
+            log.warning("%s: %d pixels on a side, too small to adapt to (at least %d); it is denoised all the same",
+                        path, min(photo.shape[-2:]), needed)
+    return photos
 
 
 def self_adapt_model(model: torch.nn.Module, photos: list[torch.Tensor], steps: int, precision: str = "fp32",

@@ -152,7 +152,7 @@ class Denoiser:
         second noisy views (selfscore.py), compared per region. Never worse than where it started, by that
         measure. On the views, and for the base's reference pass, each network runs once, without its
         self-ensemble, which the base runs only where it is kept: with `ensemble=8` 4.3 s per MP on four 4 MP
-        photos, two of them kept (2 threads; 14.7 with the ensemble everywhere; docs/usage.md, keep-base)."""
+        photos, two of them kept (2 threads; 5.2 when the base's ensemble always ran; docs/usage.md, keep-base)."""
         if self._base is None:
             self._base = Denoiser.from_weights(weights_path(self.model.base), options=self.options)
         single = dataclasses.replace(self.options, ensemble=1)
